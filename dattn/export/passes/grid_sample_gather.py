@@ -1,0 +1,115 @@
+"""Replace GridSample (bilinear / linear, zeros padding) by pure-ONNX gather-based sampling.
+
+Why: GridSample only exists from opset 16, TensorRT before 8.5 has no layer for it, and
+TensorRT 10.x-11.1 reads opset-20 `mode="linear"` as nearest. The replacement uses only ops
+valid at the model's own opset (11 and up), so it also replaces the default-domain GridSample
+placeholder the exporter writes into graphs below opset 16.
+
+How: unnormalise the grid (align_corners 0 or 1), take the 2**D corners of each sample
+(floor and floor + 1 per axis), zero the weight of corners outside the input (zeros padding)
+and point them at index 0, turn corners into flat indices into the input reshaped to
+(N, C, prod(spatial)), fetch all corners of all samples with ONE GatherElements, then do
+the weighted sum with Mul + ReduceSum. Works for 4-D (bilinear) and 5-D (trilinear) inputs
+and dynamic shapes (all sizes come from Shape ops).
+
+Non-finite grid values: torch's grid_sample returns NaN for a sample whose coordinates hold
+NaN or +-inf, and 0 for a huge finite coordinate. Here a non-finite coordinate makes its
+fractional weight NaN (inf - inf), and the masked corner contributes 0 * NaN = NaN, so the
+same outputs fall out of the arithmetic; indices are built from masked coordinates only, so
+no NaN ever reaches a Cast to int64.
+
+Limit: flat indices are computed in the grid's float type before the Cast, so they are
+exact while prod(spatial) <= 2**24 (float32) — e.g. up to 4096 x 4096 pixels.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from ._graph import NodeBuilder, attr, elem_type, is_op, rank, replace_nodes
+
+_DTYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.DOUBLE: "float64"}
+
+
+def grid_sample_to_gather(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Return a copy of `model` with every default-domain GridSample replaced by gather sampling.
+
+    Raises ValueError for a GridSample whose mode is not bilinear/linear or whose padding is not
+    zeros, naming the node.
+    """
+    return replace_nodes(model, lambda n: is_op(n, "GridSample"), _rewrite)
+
+
+def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[onnx.NodeProto]:
+    mode = attr(node, "mode", "linear")  # the default is "bilinear" at 16-19, "linear" at 20+
+    padding = attr(node, "padding_mode", "zeros")
+    if mode not in ("bilinear", "linear") or padding != "zeros":
+        raise ValueError(
+            f"grid_sample_to_gather: GridSample node {node.name!r} has mode={mode!r}, "
+            f"padding_mode={padding!r}; only bilinear/linear with zeros padding can be rewritten"
+        )
+    align_corners = bool(attr(node, "align_corners", 0))
+    x, grid = node.input[0], node.input[1]
+    nd = (rank(types, x) or rank(types, grid) or 4) - 2  # spatial dims; DAttention's case is 4-D
+    if nd not in (2, 3):
+        raise ValueError(f"grid_sample_to_gather: GridSample node {node.name!r} has {nd} spatial dims; only 2 or 3")
+    ftype = elem_type(types, grid, TensorProto.FLOAT)
+    if ftype not in _DTYPES:
+        raise ValueError(f"grid_sample_to_gather: GridSample node {node.name!r} grid type {ftype} is not float")
+    b = NodeBuilder(model, node.name or "GridSample")
+    fconst = lambda v: b.const(v, dtype=_DTYPES[ftype], hint="f")  # noqa: E731
+
+    x_shape = b.op("Shape", x)
+    # Grid component k indexes spatial axis (rank-1-k): x -> width, y -> height, z -> depth.
+    sizes = b.cast(b.dims(x_shape, [nd + 1 - k for k in range(nd)]), ftype)  # (nd,)
+
+    one = fconst(1.0)
+    g1 = b.op("Add", grid, one)
+    if align_corners:
+        coord = b.op("Mul", b.op("Div", g1, fconst(2.0)), b.op("Sub", sizes, one))
+    else:
+        coord = b.op("Div", b.op("Sub", b.op("Mul", g1, sizes), one), fconst(2.0))
+    low = b.op("Floor", coord)
+    frac = b.op("Sub", coord, low)
+    # Corner axis (low, high) before the component axis: (N, *out, 2, nd).
+    corners = b.op("Concat", b.unsqueeze(low, [-2]), b.unsqueeze(b.op("Add", low, one), [-2]), axis=-2)
+    weights = b.op("Concat", b.unsqueeze(b.op("Sub", one, frac), [-2]), b.unsqueeze(frac, [-2]), axis=-2)
+    # Corners are whole numbers, so > -1 means >= 0 (GreaterOrEqual needs opset 12); NaN is never inside.
+    inside = b.op("And", b.op("Greater", corners, fconst(-1.0)), b.op("Less", corners, sizes))
+    corners = b.op("Where", inside, corners, fconst(0.0))
+    weights = b.op("Mul", weights, b.cast(inside, ftype))
+
+    # Outer sum/product over the components: (N, *out, 2, ..., 2) with x's corner axis last.
+    flat_index, weight, stride = None, None, None
+    for k in range(nd):
+        k_index = b.const(k)
+        others = [-(j + 1) for j in range(nd) if j != k]
+        ck = b.op("Gather", corners, k_index, axis=-1)
+        wk = b.op("Gather", weights, k_index, axis=-1)
+        if others:
+            ck, wk = b.unsqueeze(ck, others), b.unsqueeze(wk, others)
+        if stride is not None:
+            ck = b.op("Mul", ck, stride)
+        flat_index = ck if flat_index is None else b.op("Add", flat_index, ck)
+        weight = wk if weight is None else b.op("Mul", weight, wk)
+        size_k = b.op("Gather", sizes, k_index, axis=0)
+        stride = size_k if stride is None else b.op("Mul", stride, size_k)
+
+    # One GatherElements over (N, C, prod(spatial)) with indices broadcast over C.
+    x_flat = b.op("Reshape", x, b.const([0, 0, -1]))
+    index = b.op("Reshape", b.cast(flat_index, TensorProto.INT64), b.const([0, 1, -1]))
+    index = b.op("Expand", index, b.op("Concat", b.const([1]), b.dims(x_shape, [1]), b.const([1]), axis=0))
+    picked = b.op("GatherElements", x_flat, index, axis=2)
+    grid_shape = b.op("Shape", grid)
+    picked_shape = b.op(
+        "Concat", b.dims(x_shape, [0, 1]), b.dims(grid_shape, list(range(1, nd + 1))), b.const([2] * nd), axis=0
+    )
+    picked = b.op("Reshape", picked, picked_shape)
+    weight = b.unsqueeze(weight, [1])
+    x_type = elem_type(types, x, ftype)
+    if x_type != ftype:  # X and grid may differ in float type; the output follows X
+        weight = b.cast(weight, x_type)
+    weighted = b.op("Mul", picked, weight)
+    b.reduce("ReduceSum", weighted, [-(j + 1) for j in range(nd)], keepdims=0, out=node.output[0])
+    return b.nodes
