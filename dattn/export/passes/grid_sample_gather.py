@@ -8,8 +8,8 @@ placeholder the exporter writes into graphs below opset 16.
 How: unnormalise the grid (align_corners 0 or 1), take the 2**D corners of each sample
 (floor and floor + 1 per axis), zero the weight of corners outside the input (zeros padding)
 and point them at index 0, turn corners into flat indices into the input reshaped to
-(N, C, prod(spatial)), fetch all corners of all samples with ONE GatherElements, then do
-the weighted sum with Mul + ReduceSum. Works for 4-D (bilinear) and 5-D (trilinear) inputs
+(N * prod(spatial), C) channel-last rows, fetch all corners of all samples with ONE Gather
+of whole rows, then do the weighted sum with Mul + Add and transpose back to NCHW. Works for 4-D (bilinear) and 5-D (trilinear) inputs
 and dynamic shapes (all sizes come from Shape ops).
 
 Non-finite grid values: torch's grid_sample returns NaN for a sample whose coordinates hold
@@ -19,13 +19,13 @@ same outputs fall out of the arithmetic; indices are built from masked coordinat
 no NaN ever reaches a Cast to int64.
 
 Limit: flat indices are computed in the grid's float type before the Cast, so they are
-exact while prod(spatial) <= 2**24 (float32) — e.g. up to 4096 x 4096 pixels.
+exact while N * prod(spatial) <= 2**24 (float32), e.g. a batch of 16 at 1024 x 1024.
 """
 
 from __future__ import annotations
 
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from ._graph import NodeBuilder, attr, elem_type, is_op, rank, replace_nodes
 
@@ -72,19 +72,19 @@ def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[
         coord = b.op("Div", b.op("Sub", b.op("Mul", g1, sizes), one), fconst(2.0))
     low = b.op("Floor", coord)
     frac = b.op("Sub", coord, low)
-    # Corner axis (low, high) before the component axis: (N, *out, 2, nd).
-    corners = b.op("Concat", b.unsqueeze(low, [-2]), b.unsqueeze(b.op("Add", low, one), [-2]), axis=-2)
-    weights = b.op("Concat", b.unsqueeze(b.op("Sub", one, frac), [-2]), b.unsqueeze(frac, [-2]), axis=-2)
+    # Leading corner axis (low, high): (2, N, *out, nd).
+    corners = b.op("Concat", b.unsqueeze(low, [0]), b.unsqueeze(b.op("Add", low, one), [0]), axis=0)
+    weights = b.op("Concat", b.unsqueeze(b.op("Sub", one, frac), [0]), b.unsqueeze(frac, [0]), axis=0)
     # Corners are whole numbers, so > -1 means >= 0 (GreaterOrEqual needs opset 12); NaN is never inside.
     inside = b.op("And", b.op("Greater", corners, fconst(-1.0)), b.op("Less", corners, sizes))
     corners = b.op("Where", inside, corners, fconst(0.0))
     weights = b.op("Mul", weights, b.cast(inside, ftype))
 
-    # Outer sum/product over the components: (N, *out, 2, ..., 2) with x's corner axis last.
+    # Outer sum/product over the components: (2, ..., 2, N, *out), x's corner axis the last of the 2s.
     flat_index, weight, stride = None, None, None
     for k in range(nd):
         k_index = b.const(k)
-        others = [-(j + 1) for j in range(nd) if j != k]
+        others = [j for j in range(nd) if j != nd - 1 - k]
         ck = b.op("Gather", corners, k_index, axis=-1)
         wk = b.op("Gather", weights, k_index, axis=-1)
         if others:
@@ -96,20 +96,26 @@ def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[
         size_k = b.op("Gather", sizes, k_index, axis=0)
         stride = size_k if stride is None else b.op("Mul", stride, size_k)
 
-    # One GatherElements over (N, C, prod(spatial)) with indices broadcast over C.
-    x_flat = b.op("Reshape", x, b.const([0, 0, -1]))
-    index = b.op("Reshape", b.cast(flat_index, TensorProto.INT64), b.const([0, 1, -1]))
-    index = b.op("Expand", index, b.op("Concat", b.const([1]), b.dims(x_shape, [1]), b.const([1]), axis=0))
-    picked = b.op("GatherElements", x_flat, index, axis=2)
-    grid_shape = b.op("Shape", grid)
-    picked_shape = b.op(
-        "Concat", b.dims(x_shape, [0, 1]), b.dims(grid_shape, list(range(1, nd + 1))), b.const([2] * nd), axis=0
-    )
-    picked = b.op("Reshape", picked, picked_shape)
-    weight = b.unsqueeze(weight, [1])
+    # Rows of a channel-last copy of X, one row per (batch, pixel): Gather copies whole rows of C
+    # values, which measured ~2x faster in ORT than GatherElements with indices expanded over C.
+    perm = [0, *range(2, nd + 2), 1]
+    rows = b.op("Reshape", b.op("Transpose", x, perm=perm), b.op("Concat", b.const([-1]), b.dims(x_shape, [1]), axis=0))
+    batch = b.cast(b.op("Gather", x_shape, b.const(0), axis=0), ftype)
+    offsets = b.op("Range", fconst(0.0), b.op("Mul", batch, stride), stride)  # n * prod(spatial)
+    offsets = b.op("Reshape", offsets, b.const([-1] + [1] * nd))
+    index = b.cast(b.op("Add", flat_index, offsets), TensorProto.INT64)
+    picked = b.op("Gather", rows, index, axis=0)  # (2, ..., 2, N, *out, C)
+    weight = b.unsqueeze(weight, [-1])
     x_type = elem_type(types, x, ftype)
     if x_type != ftype:  # X and grid may differ in float type; the output follows X
         weight = b.cast(weight, x_type)
-    weighted = b.op("Mul", picked, weight)
-    b.reduce("ReduceSum", weighted, [-(j + 1) for j in range(nd)], keepdims=0, out=node.output[0])
+    # Weighted sum over the corners as Gather(axis 0) + Add: measured faster in ORT than one
+    # ReduceSum over the leading corner axes.
+    corners_first = b.op("Concat", b.const([2**nd]), b.dims(b.op("Shape", grid), list(range(nd + 1))), b.dims(x_shape, [1]), axis=0)
+    weighted = b.op("Reshape", b.op("Mul", picked, weight), corners_first)  # (2**nd, N, *out, C)
+    summed = None
+    for corner in range(2**nd):
+        term = b.op("Gather", weighted, b.const(corner), axis=0)
+        summed = term if summed is None else b.op("Add", summed, term)
+    b.op("Transpose", summed, perm=[0, nd + 1, *range(1, nd + 1)], out=node.output[0])
     return b.nodes
