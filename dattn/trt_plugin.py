@@ -1,0 +1,188 @@
+"""Build and locate the DAttnGridSample TensorRT plugin library (plugins/trt_gridsample).
+
+`dattn plugin build` runs CMake on the plugin sources; `dattn plugin path` prints the library that
+TensorRT should load (trtexec --plugins / --staticPlugins, or ctypes.CDLL before building an engine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+LIBRARY_NAME = "libdattn_trt_plugins.so"
+# Set to a built library to use it instead of searching.
+PLUGIN_ENV = "DATTN_TRT_PLUGIN"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+# A wheel carries the sources as package data; a source checkout has them at the repository root.
+_SOURCE_CANDIDATES = (_PACKAGE_DIR / "_plugins" / "trt_gridsample", _PACKAGE_DIR.parent / "plugins" / "trt_gridsample")
+
+
+class PluginBuildError(RuntimeError):
+    """The plugin cannot be built here; the message says what is missing and how to provide it."""
+
+
+def plugin_source_dir() -> Path:
+    """The folder holding the plugin's CMakeLists.txt."""
+    for candidate in _SOURCE_CANDIDATES:
+        if (candidate / "CMakeLists.txt").is_file():
+            return candidate
+    raise PluginBuildError(
+        "the plugin sources (plugins/trt_gridsample) are not in this installation; "
+        "install dattn from a source checkout or a wheel that includes them")
+
+
+def default_build_dir() -> Path:
+    """Where `build_plugin()` builds when given no folder: the user's cache, never the installed package."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "dattn" / "trt_gridsample"
+
+
+def plugin_path() -> Path | None:
+    """The plugin library to load: $DATTN_TRT_PLUGIN, else the default build, else a build in the checkout."""
+    override = os.environ.get(PLUGIN_ENV)
+    if override:
+        return Path(override) if Path(override).is_file() else None
+    candidates = [default_build_dir() / LIBRARY_NAME]
+    for source in _SOURCE_CANDIDATES:
+        candidates += sorted(source.glob(f"build*/{LIBRARY_NAME}"))
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def find_nvcc() -> str | None:
+    """nvcc from $CUDACXX, $CUDA_HOME/$CUDA_PATH, PATH, or the usual install prefix."""
+    for variable in ("CUDACXX",):
+        if os.environ.get(variable) and Path(os.environ[variable]).is_file():
+            return os.environ[variable]
+    for variable in ("CUDA_HOME", "CUDA_PATH"):
+        if os.environ.get(variable) and (Path(os.environ[variable]) / "bin" / "nvcc").is_file():
+            return str(Path(os.environ[variable]) / "bin" / "nvcc")
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    return "/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").is_file() else None
+
+
+def cuda_include_dir(nvcc: str) -> Path | None:
+    """The CUDA headers nvcc compiles against (TensorRT's headers include cuda_runtime_api.h)."""
+    # nvcc may be a wrapper script, so ask it rather than guessing from its path.
+    result = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
+                            capture_output=True, text=True)
+    for match in re.finditer(r'INCLUDES="([^"]*)"', result.stdout + result.stderr):
+        for flag in match.group(1).split():
+            path = Path(flag[2:].strip('"')) if flag.startswith("-I") else None
+            if path is not None and (path / "cuda_runtime_api.h").is_file():
+                return path.resolve()
+    return None
+
+
+def nvcc_version(nvcc: str) -> tuple[int, int]:
+    output = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"release (\d+)\.(\d+)", output)
+    if match is None:
+        raise PluginBuildError(f"cannot read the CUDA version from `{nvcc} --version`")
+    return int(match.group(1)), int(match.group(2))
+
+
+def candidate_cuda_archs() -> list[int]:
+    """The architectures the plugin targets (Jetson and desktop), as listed in its CMakeLists.txt."""
+    text = (plugin_source_dir() / "CMakeLists.txt").read_text()
+    return [int(arch) for arch in re.search(r"set\(DATTN_CANDIDATE_ARCHS ([\d ]+)\)", text).group(1).split()]
+
+
+def _tensorrt_include_hint(tensorrt_root: str | os.PathLike | None) -> str | None:
+    """A folder with NvInfer.h, as CMake will look for it; None when there is none."""
+    roots = [tensorrt_root, os.environ.get("TRT_INCLUDE_DIR"), os.environ.get("TENSORRT_ROOT")]
+    candidates = []
+    for root in filter(None, roots):
+        candidates += [Path(root), Path(root) / "include"]
+    candidates += [Path(p) for p in ("/usr/include/x86_64-linux-gnu", "/usr/include/aarch64-linux-gnu",
+                                     "/usr/local/tensorrt/include", "/opt/tensorrt/include", "/usr/include")]
+    return next((str(path) for path in candidates if (path / "NvInfer.h").is_file()), None)
+
+
+def build_plugin(build_dir: str | os.PathLike | None = None, tensorrt_root: str | os.PathLike | None = None,
+                 cuda_archs: list[int] | str | None = None) -> Path:
+    """Configure and build libdattn_trt_plugins.so with CMake; returns the library's path.
+
+    tensorrt_root: a TensorRT prefix (with include/ and lib/) or its include folder.
+    cuda_archs: e.g. [87] or "75;86"; default: every listed architecture this CUDA can build.
+    """
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise PluginBuildError("cmake (3.18 or newer) is not on PATH: `pip install cmake` or your package manager")
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise PluginBuildError("nvcc is not found: install the CUDA toolkit, or set CUDA_HOME or CUDACXX")
+    include = _tensorrt_include_hint(tensorrt_root)
+    if include is None:
+        raise PluginBuildError(
+            "TensorRT headers (NvInfer.h) are not found: pass --tensorrt-root (or set TENSORRT_ROOT / "
+            "TRT_INCLUDE_DIR); on Jetson they are in /usr/include/aarch64-linux-gnu (package libnvinfer-dev)")
+
+    source = plugin_source_dir()
+    build = Path(build_dir) if build_dir is not None else default_build_dir()
+    build.mkdir(parents=True, exist_ok=True)
+    configure = [cmake, "-S", str(source), "-B", str(build), f"-DCMAKE_CUDA_COMPILER={nvcc}",
+                 f"-DTRT_INCLUDE_DIR={include}", "-DCMAKE_BUILD_TYPE=Release"]
+    if tensorrt_root is not None:
+        configure.append(f"-DTENSORRT_ROOT={Path(tensorrt_root)}")
+    if cuda_archs is not None:
+        archs = cuda_archs if isinstance(cuda_archs, str) else ";".join(str(arch) for arch in cuda_archs)
+        configure.append(f"-DDATTN_CUDA_ARCHS={archs.replace(',', ';')}")
+    for step in (configure, [cmake, "--build", str(build), "--target", "dattn_trt_plugins",
+                             "--parallel", str(os.cpu_count() or 2)]):
+        print("+", " ".join(step), flush=True)
+        # Output goes straight to the terminal: compiling for a dozen architectures takes a while.
+        if subprocess.run(step).returncode != 0:
+            raise PluginBuildError(f"`{' '.join(step)}` failed; see the output above")
+    library = build / LIBRARY_NAME
+    if not library.is_file():
+        raise PluginBuildError(f"the build finished but {library} is missing")
+    return library
+
+
+def load_torch_kernel(verbose: bool = False):
+    """The CUDA kernel as a torch extension (`grid_sample_bilinear(x, grid, align_corners)`), for tests and benchmarks."""
+    from torch.utils.cpp_extension import load
+
+    source = plugin_source_dir()
+    return load(name="dattn_grid_sample_kernel",
+                sources=[str(source / "torch_extension" / "gridSampleTorchBinding.cpp"),
+                         str(source / "gridSampleKernel.cu")],
+                extra_include_paths=[str(source)], verbose=verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`dattn plugin build [--build-dir D] [--tensorrt-root R] [--cuda-archs 87,75]` | `dattn plugin path`."""
+    parser = argparse.ArgumentParser(prog="dattn plugin", description="The DAttnGridSample TensorRT plugin.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build libdattn_trt_plugins.so with CMake")
+    build.add_argument("--build-dir", help=f"default: {default_build_dir()}")
+    build.add_argument("--tensorrt-root", help="TensorRT prefix or include folder (default: TENSORRT_ROOT, usual places)")
+    build.add_argument("--cuda-archs", help="e.g. 87 or 75,86 (default: all this CUDA supports)")
+    commands.add_parser("path", help="print the built library's path (exit 1 when none)")
+    args = parser.parse_args(argv)
+
+    if args.command == "build":
+        try:
+            library = build_plugin(args.build_dir, args.tensorrt_root, args.cuda_archs)
+        except PluginBuildError as error:
+            print(f"dattn plugin build: {error}", file=sys.stderr)
+            return 1
+        print(library)
+        return 0
+    library = plugin_path()
+    if library is None:
+        print(f"no {LIBRARY_NAME} found: run `dattn plugin build` or set {PLUGIN_ENV}", file=sys.stderr)
+        return 1
+    print(library)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
