@@ -8,11 +8,11 @@ opsets 11 and 21 (axes as attribute or as input), so each pass reads as plain ma
 from __future__ import annotations
 
 import copy
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -155,6 +155,3 @@ def attr(node: onnx.NodeProto, name: str, default=None):
             return value.decode() if isinstance(value, bytes) else value
     return default
 
-
-def float_types() -> Iterable[int]:
-    return (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE)
