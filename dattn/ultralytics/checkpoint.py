@@ -32,8 +32,12 @@ def referenced_globals(path: str | Path) -> list[str]:
         raise CheckpointError(f"{path}: no such file")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
-    if not zipfile.is_zipfile(path):
+    with path.open("rb") as f:
+        starts_like_zip = f.read(4) == b"PK\x03\x04"
+    if not starts_like_zip:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected the zip archive that torch.save writes)")
+    if not zipfile.is_zipfile(path):  # the zip directory sits at the end of the file
+        raise CheckpointError(f"{path}: truncated or corrupted checkpoint (the zip archive has no end)")
     try:
         return torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as e:  # truncated or damaged archives fail in the zip reader with assorted errors

@@ -1,0 +1,78 @@
+"""Make the checkpoints the tests start from, by real (tiny) training runs, each in a fresh process.
+
+    python tests/checkpoints.py recipe OUT   # trained with the recipe's classes pasted into ultralytics
+    python tests/checkpoints.py dattn OUT    # trained with dattn's own class
+
+Each writes OUT/best.pt and OUT/reference.pt: a fixed input and the trained model's eager outputs on it,
+computed by the classes it was trained with, in a process of its own (training leaves torch's global
+settings changed, e.g. deterministic algorithms).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="dattn-yolo-config-"))
+
+IMGSZ = 128
+
+
+def reference_outputs(kind: str, out: Path) -> None:
+    import contextlib
+
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    if kind == "recipe":
+        from recipe import recipe_classes_pasted
+
+        classes = recipe_classes_pasted()
+    else:
+        import dattn  # noqa: F401
+
+        classes = contextlib.nullcontext()
+    with classes:
+        model = torch_safe_load(str(out / "best.pt"))[0]["model"].float().eval()
+        x = torch.rand(2, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            y = model(x)[0]
+    torch.save({"input": x, "output": y}, out / "reference.pt")
+
+
+def train_recipe(out: Path) -> None:
+    import ultralytics.nn.tasks as tasks
+
+    import dattn  # noqa: F401  (builds the recipe's yaml)
+    from dattn.ultralytics.register import DAttentionFromYaml
+    from dattn.ultralytics.synthetic import make_dataset, train
+    from recipe import as_recipe_objects, recipe_classes_pasted
+
+    class RecipeDAttentionFromYaml(DAttentionFromYaml):  # what the recipe's parse_model patch builds
+        def __new__(cls, *args, **kwargs):
+            return as_recipe_objects(DAttentionFromYaml(*args, **kwargs))
+
+    with recipe_classes_pasted():
+        tasks.DAttention = RecipeDAttentionFromYaml
+        best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
+    (out / "best.pt").write_bytes(best.read_bytes())
+
+
+def train_dattn(out: Path) -> None:
+    import dattn  # noqa: F401
+    from dattn.ultralytics.synthetic import make_dataset, train
+
+    best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
+    (out / "best.pt").write_bytes(best.read_bytes())
+
+
+if __name__ == "__main__":
+    kind, out = sys.argv[1], Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    if len(sys.argv) > 3 and sys.argv[3] == "--reference-only":
+        reference_outputs(kind, out)
+    else:
+        {"recipe": train_recipe, "dattn": train_dattn}[kind](out)
+        subprocess.run([sys.executable, __file__, kind, str(out), "--reference-only"], check=True)

@@ -1,0 +1,160 @@
+"""dattn inside a stock ultralytics: yaml building, training, loading recipe and dattn checkpoints, bad input."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import dattn
+from conftest import run_python
+from dattn import CheckpointError
+
+ASSETS = Path(__import__("ultralytics").__file__).parent / "assets"
+
+
+@pytest.mark.parametrize("cfg, block_index, channels", [
+    ("yolov8n-dattn.yaml", 10, 256), ("yolov8n-dattn-p4.yaml", 7, 128), ("yolo11n-dattn.yaml", 10, 256), ("yolov8s-dattn.yaml", 10, 512),
+])
+def test_packaged_yaml_builds_and_runs(cfg, block_index, channels):
+    from ultralytics import YOLO
+
+    model = YOLO(cfg).model.eval()
+    block = model.model[block_index]
+    assert type(block) is dattn.DAttention and block.nc == channels
+    with torch.no_grad():
+        y = model(torch.rand(1, 3, 128, 128))[0]
+    assert y.shape == (1, 84, 16 * 16 + 8 * 8 + 4 * 4)
+
+
+def test_stock_ultralytics_cannot_load_the_recipe_checkpoint(recipe_run):
+    # The fixture is what users hold: without dattn, ultralytics fails exactly as they report.
+    result = run_python(f"from ultralytics import YOLO; YOLO({str(recipe_run / 'best.pt')!r})", check=False)
+    assert result.returncode != 0
+    assert "Can't get attribute 'DAttention' on <module 'ultralytics.nn.modules.conv'" in result.stderr
+
+
+def test_recipe_checkpoint_loads_and_matches_the_recipe_model(recipe_run):
+    reference = torch.load(recipe_run / "reference.pt")
+    model = dattn.load(recipe_run / "best.pt").model
+    assert any(type(m) is dattn.DAttention for m in model.modules())
+    with torch.no_grad():
+        y = model(reference["input"])[0]
+    assert (y - reference["output"]).abs().max().item() <= 1e-6 * reference["output"].abs().max().item()
+
+
+def test_recipe_checkpoint_loads_with_plain_yolo_in_a_fresh_process(recipe_run, tmp_path):
+    code = (
+        "import dattn, torch; from ultralytics import YOLO\n"
+        f"model = YOLO({str(recipe_run / 'best.pt')!r})\n"
+        f"result = model.predict({str(ASSETS / 'bus.jpg')!r}, imgsz=128, conf=0.0001, verbose=False)[0]\n"
+        "assert len(result.boxes) > 0, 'no boxes'\n"
+        "print('boxes', len(result.boxes))\n"
+    )
+    assert "boxes" in run_python(code, cwd=tmp_path).stdout
+
+
+def test_recipe_classes_pasted_elsewhere_are_found_from_the_checkpoint(recipe_run, tmp_path):
+    # Re-pickle the recipe model with its classes under a module that does not exist in ultralytics.
+    code = (
+        "import sys, torch; sys.path.insert(0, %r)\n"
+        "import recipe\n"
+        "from ultralytics.nn.tasks import torch_safe_load\n"
+        "with recipe.recipe_classes_pasted():\n"
+        "    ckpt = torch_safe_load(%r)[0]\n"
+        "import types; mod = types.ModuleType('ultralytics.nn.modules.attention_blocks'); sys.modules[mod.__name__] = mod\n"
+        "for cls in (recipe.RecipeDAttention, recipe.RecipeLayerNormProxy):\n"
+        "    cls.__module__ = mod.__name__; setattr(mod, cls.__qualname__, cls)\n"
+        "torch.save(ckpt, %r)\n"
+    ) % (str(Path(__file__).parent), str(recipe_run / "best.pt"), str(tmp_path / "moved.pt"))
+    run_python(code)
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp_path / "moved.pt"))
+    assert "ultralytics.nn.modules.attention_blocks.DAttention" in names
+    reference = torch.load(recipe_run / "reference.pt")
+    model = dattn.load(tmp_path / "moved.pt").model
+    with torch.no_grad():
+        y = model(reference["input"])[0]
+    assert (y - reference["output"]).abs().max().item() <= 1e-6 * reference["output"].abs().max().item()
+
+
+def test_dattn_checkpoint_reloads_and_predicts_in_a_fresh_process(dattn_run, tmp_path):
+    code = (
+        "import dattn, torch\n"
+        f"model = dattn.load({str(dattn_run / 'best.pt')!r})\n"
+        f"reference = torch.load({str(dattn_run / 'reference.pt')!r})\n"
+        "with torch.no_grad(): y = model.model(reference['input'])[0]\n"
+        "assert torch.equal(y, reference['output'])\n"
+        f"print('boxes', len(model.predict({str(ASSETS / 'zidane.jpg')!r}, imgsz=128, conf=0.0001, verbose=False)[0].boxes))\n"
+    )
+    assert "boxes" in run_python(code, cwd=tmp_path).stdout
+
+
+def test_dynamic_trace_of_a_trained_model_matches_eager(dattn_run):
+    model = dattn.load(dattn_run / "best.pt").model.eval()
+    head = model.model[-1]
+    head.dynamic, head.export = True, True  # anchors per input shape; one output tensor, as ultralytics exports
+    traced = torch.jit.trace(model, torch.rand(1, 3, 128, 128), check_trace=False)
+    x = torch.rand(2, 3, 96, 160, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        eager, replay = model(x), traced(x)
+    assert replay.shape == eager.shape
+    assert (replay - eager).abs().max().item() <= 1e-5 * eager.abs().max().item()
+
+
+def test_dattn_yolo_cli_trains_with_the_block_registered(tmp_path):
+    from dattn.ultralytics.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_train=8, n_val=2)
+    result = run_python(
+        ["-m", "dattn.cli", "yolo", "train", "model=yolov8n-dattn.yaml", f"data={data}", "epochs=1", "imgsz=64",
+         "batch=4", "workers=0", "device=cpu", "plots=False", f"project={tmp_path / 'runs'}", "name=cli"],
+        cwd=tmp_path,
+    )
+    best = tmp_path / "runs" / "cli" / "weights" / "best.pt"
+    assert best.is_file(), result.stdout[-2000:]
+    assert "dattn.nn.dattention.DAttention" in torch.serialization.get_unsafe_globals_in_checkpoint(str(best))
+
+
+def test_plain_yolo_checkpoint_just_works(tmp_path):
+    from ultralytics import YOLO
+
+    path = tmp_path / "plain.pt"
+    YOLO("yolov8n.yaml").save(str(path))
+    model = dattn.load(path)
+    assert not any(type(m) is dattn.DAttention for m in model.model.modules())
+    with torch.no_grad():
+        assert model.model.eval()(torch.rand(1, 3, 64, 64))[0].shape[1] == 84
+
+
+def _listing(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda d, good: d / "missing.pt", "no such file"),
+    (lambda d, good: (d / "notes.pt").write_text("not weights") and d / "notes.pt", "not a PyTorch checkpoint"),
+    (lambda d, good: (d / "cut.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2]) and d / "cut.pt", "truncated or corrupted"),
+])
+def test_bad_weights_get_a_one_line_error_naming_the_file(tmp_path, dattn_run, make_bad, message):
+    bad = make_bad(tmp_path, dattn_run / "best.pt")
+    before = _listing(tmp_path)
+    with pytest.raises(CheckpointError) as error:
+        dattn.load(bad)
+    text = str(error.value)
+    assert message in text and str(bad) in text and "\n" not in text
+    assert _listing(tmp_path) == before
+
+
+def test_unmappable_pasted_class_gets_a_one_line_error(tmp_path):
+    code = (
+        "import torch, torch.nn as nn, ultralytics.nn.modules.conv as conv\n"
+        "class FancyAttention(nn.Module): pass\n"
+        "FancyAttention.__module__ = 'ultralytics.nn.modules.conv'; conv.FancyAttention = FancyAttention\n"
+        f"torch.save({{'model': nn.Sequential(FancyAttention())}}, {str(tmp_path / 'fancy.pt')!r})\n"
+    )
+    run_python(code)
+    before = _listing(tmp_path)
+    with pytest.raises(CheckpointError, match="ultralytics.nn.modules.conv.FancyAttention") as error:
+        dattn.load(tmp_path / "fancy.pt")
+    assert str(tmp_path / "fancy.pt") in str(error.value) and "\n" not in str(error.value)
+    assert _listing(tmp_path) == before
