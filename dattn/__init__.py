@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from dattn.nn import DAttention, LayerNormProxy
 from dattn.ultralytics import CheckpointError, load, register
+from dattn.export.api import export  # noqa: E402  (the function; the subpackage stays importable by full name)
 
 try:
     __version__ = version("dattn")
@@ -16,4 +17,4 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 register()
 
-__all__ = ["CheckpointError", "DAttention", "LayerNormProxy", "__version__", "load", "register"]
+__all__ = ["CheckpointError", "DAttention", "LayerNormProxy", "__version__", "export", "load", "register"]

@@ -42,6 +42,32 @@ def reference_outputs(kind: str, out: Path) -> None:
     torch.save({"input": x, "output": y}, out / "reference.pt")
 
 
+def calibrate_batchnorm(weights: Path, images: Path) -> None:
+    """Replace BatchNorm running statistics with their averages over the training images.
+
+    A few training steps barely move them from init (momentum 0.03), which leaves the features that
+    reach DAttention far too small to exercise it. Calibrated, the model behaves like a trained one.
+    """
+    import numpy as np
+    import torch
+    from ultralytics.nn.tasks import torch_safe_load
+
+    from dattn.export.verify import letterbox
+
+    ckpt = torch_safe_load(str(weights))[0]
+    model = ckpt["model"].float()
+    batch = torch.from_numpy(np.stack([letterbox(p, (IMGSZ, IMGSZ)) for p in sorted(images.glob("*.png"))]))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(batch)
+    ckpt["model"], ckpt["ema"] = model.eval().half(), None
+    torch.save(ckpt, weights)
+
+
 def train_recipe(out: Path) -> None:
     import ultralytics.nn.tasks as tasks
 
@@ -57,6 +83,7 @@ def train_recipe(out: Path) -> None:
     with recipe_classes_pasted():
         tasks.DAttention = RecipeDAttentionFromYaml
         best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
+        calibrate_batchnorm(best, out / "data" / "images" / "train")
     (out / "best.pt").write_bytes(best.read_bytes())
 
 
@@ -65,6 +92,7 @@ def train_dattn(out: Path) -> None:
     from dattn.ultralytics.synthetic import make_dataset, train
 
     best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
+    calibrate_batchnorm(best, out / "data" / "images" / "train")
     (out / "best.pt").write_bytes(best.read_bytes())
 
 

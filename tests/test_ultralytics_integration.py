@@ -34,13 +34,32 @@ def test_stock_ultralytics_cannot_load_the_recipe_checkpoint(recipe_run):
     assert "Can't get attribute 'DAttention' on <module 'ultralytics.nn.modules.conv'" in result.stderr
 
 
+# Whole-model outputs computed in another process may differ in summation order (thread count), hence 1e-5.
+MODEL_RTOL = 1e-5
+
+
 def test_recipe_checkpoint_loads_and_matches_the_recipe_model(recipe_run):
     reference = torch.load(recipe_run / "reference.pt")
     model = dattn.load(recipe_run / "best.pt").model
     assert any(type(m) is dattn.DAttention for m in model.modules())
     with torch.no_grad():
         y = model(reference["input"])[0]
-    assert (y - reference["output"]).abs().max().item() <= 1e-6 * reference["output"].abs().max().item()
+    assert (y - reference["output"]).abs().max().item() <= MODEL_RTOL * reference["output"].abs().max().item()
+
+
+def test_trained_block_matches_recipe_arithmetic_on_real_features(recipe_run):
+    from recipe import recipe_forward
+
+    model = dattn.load(recipe_run / "best.pt").model.eval()
+    block = next(m for m in model.modules() if type(m) is dattn.DAttention)
+    seen = {}
+    hook = block.register_forward_hook(lambda m, i, o: seen.update(x=i[0], y=o))
+    with torch.no_grad():
+        model(torch.load(recipe_run / "reference.pt")["input"])
+        hook.remove()
+        recipe_y = recipe_forward(block, seen["x"])
+    assert seen["x"].abs().max() > 1.0, "features reaching the block are too small to exercise it"
+    assert (recipe_y - seen["y"]).abs().max().item() <= 1e-6 * seen["y"].abs().max().item()
 
 
 def test_recipe_checkpoint_loads_with_plain_yolo_in_a_fresh_process(recipe_run, tmp_path):
@@ -74,7 +93,7 @@ def test_recipe_classes_pasted_elsewhere_are_found_from_the_checkpoint(recipe_ru
     model = dattn.load(tmp_path / "moved.pt").model
     with torch.no_grad():
         y = model(reference["input"])[0]
-    assert (y - reference["output"]).abs().max().item() <= 1e-6 * reference["output"].abs().max().item()
+    assert (y - reference["output"]).abs().max().item() <= MODEL_RTOL * reference["output"].abs().max().item()
 
 
 def test_dattn_checkpoint_reloads_and_predicts_in_a_fresh_process(dattn_run, tmp_path):
@@ -83,7 +102,7 @@ def test_dattn_checkpoint_reloads_and_predicts_in_a_fresh_process(dattn_run, tmp
         f"model = dattn.load({str(dattn_run / 'best.pt')!r})\n"
         f"reference = torch.load({str(dattn_run / 'reference.pt')!r})\n"
         "with torch.no_grad(): y = model.model(reference['input'])[0]\n"
-        "assert torch.equal(y, reference['output'])\n"
+        f"assert (y - reference['output']).abs().max() <= {MODEL_RTOL} * reference['output'].abs().max()\n"
         f"print('boxes', len(model.predict({str(ASSETS / 'zidane.jpg')!r}, imgsz=128, conf=0.0001, verbose=False)[0].boxes))\n"
     )
     assert "boxes" in run_python(code, cwd=tmp_path).stdout

@@ -1,0 +1,189 @@
+"""dattn.export / dattn-export: every opset and grid-sample form, dynamic shapes, metadata, bad input."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import dattn
+from conftest import run_python
+from dattn.export import verify as v
+from dattn.export.api import VerificationError
+from dattn.export.passes import find_float64
+from dattn.export.targets import ExportConfigError
+from dattn.export.torch_onnx import prepare_for_export
+
+IMGSZ = 160
+FORMS_BY_OPSET = [(op, form) for op in (11, 13, 16, 17, 18, 20, 21) for form in ("native", "gather", "plugin") if form != "native" or op >= 16]
+
+
+@pytest.fixture(scope="module")
+def recipe_weights(recipe_run, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    weights = folder / "best.pt"
+    weights.write_bytes((recipe_run / "best.pt").read_bytes())
+    return weights
+
+
+@pytest.fixture(scope="module")
+def torch_model(recipe_weights):
+    return prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)
+
+
+@pytest.fixture(scope="module")
+def conf(torch_model):
+    """A threshold that keeps at least 10 candidate boxes on each sample image: a tiny model's scores are low."""
+    images = np.stack([v.letterbox(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()])
+    scores = v.torch_runner(torch_model)(images)[:, 4:].max(axis=1)
+    return float(np.sort(scores, axis=1)[:, -10].min())
+
+
+def _check_against_torch(onnx_path, torch_model, conf, cases):
+    """ORT runs the file; raw outputs within 1e-3 of the output scale; same detections after NMS."""
+    runner = v.onnxruntime_runner(onnx_path, uses_plugin=any(n.domain == "dattn" for n in onnx.load(str(onnx_path)).graph.node))
+    reference = v.torch_runner(torch_model)
+    worst = 0.0
+    for name, batch in cases:
+        result, det_torch, _ = v.compare(name, batch, reference, runner, conf)
+        assert result.max_rel <= 1e-3, result.line()
+        assert result.detections_match, result.line()
+        assert name == "random" or result.boxes_torch > 0, f"{name}: no boxes to compare at conf {conf}"
+        worst = max(worst, result.max_rel)
+    return worst
+
+
+def _image_cases(size=(IMGSZ, IMGSZ)):
+    return [(p.name, v.letterbox(p, size)[None]) for p in v.sample_image_paths()] + [("random", v.random_batch(1, size))]
+
+
+@pytest.mark.parametrize("opset, form", FORMS_BY_OPSET, ids=[f"opset{o}-{f}" for o, f in FORMS_BY_OPSET])
+def test_every_opset_and_form_agrees_with_pytorch(recipe_weights, torch_model, conf, tmp_path, opset, form):
+    out = dattn.export(recipe_weights, imgsz=IMGSZ, opset=opset, grid_sample=form, output=tmp_path / "m.onnx", conf=conf)
+    model = onnx.load(str(out))
+    ops = {n.op_type for n in model.graph.node}
+    assert model.opset_import[0].version == opset or any(i.domain in ("", "ai.onnx") and i.version == opset for i in model.opset_import)
+    assert "Einsum" not in ops and find_float64(model) == []
+    assert ("GridSample" in ops) == (form == "native") and ("DAttnGridSample" in ops) == (form == "plugin")
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["dattn_grid_sample"] == form and meta["dattn_opset"] == str(opset) and meta["imgsz"] == str([IMGSZ, IMGSZ])
+    assert (tmp_path / "m_verify.png").is_file()
+    _check_against_torch(out, torch_model, conf, _image_cases())
+
+
+@pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather")])
+def test_dynamic_export_agrees_at_other_sizes_and_batches(recipe_weights, torch_model, conf, tmp_path, opset, form):
+    out = dattn.export(recipe_weights, imgsz=640, dynamic=True, opset=opset, grid_sample=form, output=tmp_path / "d.onnx", conf=conf, verify=False)
+    cases = [(f"b{b}-{s}", np.concatenate([v.letterbox(p, (s, s))[None] for p in v.sample_image_paths()] * 2)[:b])
+             for b in (1, 2, 3) for s in (320, 480, 640)]
+    _check_against_torch(out, torch_model, conf, cases)
+
+
+def test_the_recipe_class_would_fail_the_dynamic_check(recipe_weights, torch_model, tmp_path):
+    # The check above can fail: the recipe's own forward, exported the same way, moves boxes.
+    from dattn.export.torch_onnx import export_onnx
+    from recipe import as_recipe_objects
+
+    recipe_model = as_recipe_objects(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True))
+    path = tmp_path / "recipe.onnx"
+    path.write_bytes(export_onnx(recipe_model, torch.zeros(1, 3, 640, 640), 17, dynamic=True).SerializeToString())
+    batch = v.letterbox(v.sample_image_paths()[0], (320, 320))[None]
+    error = np.abs(v.onnxruntime_runner(path)(batch) - v.torch_runner(torch_model)(batch))[:, :4].max()
+    assert error > 1.0, f"boxes moved by only {error:.3g} px"
+
+
+def test_cli_prints_progress_summary_and_the_path_last(recipe_weights, tmp_path):
+    out = tmp_path / "cli.onnx"
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(recipe_weights), "--imgsz", str(IMGSZ), "--output", str(out)])
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    assert "chose grid-sample native" in result.stderr and "verified on" in result.stderr
+    assert out.is_file() and (tmp_path / "cli_verify.png").is_file()
+
+
+def test_stock_ultralytics_predicts_with_the_exported_onnx(recipe_weights, tmp_path):
+    out = dattn.export(recipe_weights, imgsz=IMGSZ, output=tmp_path / "plain.onnx", verify=False)
+    code = (
+        "from ultralytics import YOLO\n"
+        f"r = YOLO({str(out)!r}, task='detect').predict({str(v.sample_image_paths()[0])!r}, imgsz={IMGSZ}, conf=0.001, verbose=False)[0]\n"
+        "import sys; assert 'dattn' not in sys.modules\n"
+        "print('names', r.names, 'boxes', len(r.boxes))\n"
+    )
+    assert "names {0: 'box', 1: 'disc'}" in run_python(code, cwd=tmp_path).stdout
+
+
+def _calibrated_checkpoint(cfg: str, path: Path) -> Path:
+    """A model built from yaml whose BatchNorm statistics come from images, not from init."""
+    from ultralytics import YOLO
+
+    yolo = YOLO(cfg)
+    images = torch.from_numpy(np.stack([v.letterbox(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()]))
+    yolo.model.train()
+    with torch.no_grad():
+        for _ in range(5):
+            yolo.model(images)
+    yolo.model.eval()
+    yolo.save(str(path))
+    return path
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolov8n-dattn-p4.yaml", "yolo11n-dattn.yaml"])
+def test_plain_p4_and_yolo11_models_export(cfg, tmp_path):
+    weights = _calibrated_checkpoint(cfg, tmp_path / "w.pt")
+    out = dattn.export(weights, imgsz=IMGSZ, output=tmp_path / "w.onnx", conf=0.001)
+    assert "Einsum" not in {n.op_type for n in onnx.load(str(out)).graph.node}
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"opset": 13, "grid_sample": "native"}, "--grid-sample native needs opset 16"),
+    ({"opset": 9}, "opset 9 is not supported"),
+    ({"opset": 25}, "opset 25 is not supported"),
+    ({"output": "missing-folder/x.onnx"}, "does not exist"),
+    ({"output": "."}, "is a folder"),
+    ({"output": "best.pt"}, "refusing to overwrite the input weights"),
+    ({"target": "trt7"}, "unknown target"),
+])
+def test_bad_requests_fail_clearly_and_write_nothing(recipe_weights, tmp_path, kwargs, message):
+    weights = tmp_path / "best.pt"
+    weights.write_bytes(recipe_weights.read_bytes())
+    kwargs = {k: (str(tmp_path / val) if k == "output" else val) for k, val in kwargs.items()}
+    before = _listing(tmp_path)
+    with pytest.raises(ExportConfigError, match=message) as error:
+        dattn.export(weights, imgsz=IMGSZ, **kwargs)
+    assert "\n" not in str(error.value)
+    assert _listing(tmp_path) == before and weights.read_bytes() == recipe_weights.read_bytes()
+
+
+def test_cli_rejects_weights_that_are_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_text("hello")
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(bad)], check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"dattn export: error: {bad}: not a PyTorch checkpoint (expected the zip archive that torch.save writes)"
+    assert _listing(tmp_path) == ["notes.pt"]
+
+
+def test_failed_verification_leaves_no_onnx(recipe_weights, tmp_path, monkeypatch):
+    # Break the export on purpose: a graph that is correct except for a scaled output.
+    from dattn.export import api
+
+    real = api.deployable_onnx
+
+    def off_by_a_bit(raw, plan, simplify):
+        model = real(raw, plan, simplify)
+        out = model.graph.output[0].name
+        model.graph.node.append(onnx.helper.make_node("Mul", [out + "_pre", "k"], [out]))
+        for node in model.graph.node[:-1]:
+            node.output[:] = [o + "_pre" if o == out else o for o in node.output]
+        model.graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.01, dtype=np.float32), "k"))
+        return model
+
+    monkeypatch.setattr(api, "deployable_onnx", off_by_a_bit)
+    with pytest.raises(VerificationError, match="not written"):
+        dattn.export(recipe_weights, imgsz=IMGSZ, output=tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad_verify.png"]
