@@ -39,3 +39,18 @@ def recipe_run(tmp_path_factory):
 def dattn_run(tmp_path_factory):
     """A folder with best.pt trained with dattn's class, and reference.pt."""
     return _trained(tmp_path_factory, "dattn")
+
+
+def pytest_report_header(config):
+    import ultralytics
+
+    return f"ultralytics {ultralytics.__version__} from {Path(ultralytics.__file__).parent}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ultralytics_version_as_expected():
+    """`make test` runs some files again against ultralytics 8.3; make sure that is what they got."""
+    import ultralytics
+
+    expected = os.environ.get("DATTN_EXPECT_ULTRALYTICS")
+    assert not expected or ultralytics.__version__.startswith(expected), (ultralytics.__version__, expected)

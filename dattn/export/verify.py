@@ -88,18 +88,26 @@ class Detections:
     classes: np.ndarray
 
 
+SCORE_QUANTUM = 1e-4  # scores this close count as tied; ties go to the lower anchor index on both sides
+
+
 def detections(output: np.ndarray, conf: float, iou: float = 0.7, max_det: int = 300) -> list[Detections]:
-    """Class-aware NMS over a raw YOLO output (batch, 4 + classes, anchors) with xywh boxes."""
+    """Class-aware NMS over a raw YOLO output (batch, 4 + classes, anchors) with xywh boxes.
+
+    NMS visits boxes in order of quantised score, then anchor index: two runtimes whose scores differ
+    by rounding keep the same box of a near-tied overlapping pair, so their results can be compared.
+    """
     from torchvision.ops import batched_nms
 
     found = []
-    for image in torch.from_numpy(output).float():
+    for image in torch.from_numpy(output).double():
         scores, classes = image[4:].max(dim=0)
-        keep = scores > conf
-        xywh, scores, classes = image[:4, keep].T, scores[keep], classes[keep]
+        anchors = torch.nonzero(scores > conf).flatten()
+        xywh, scores, classes = image[:4, anchors].T, scores[anchors], classes[anchors]
         boxes = torch.cat((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), dim=1)
-        kept = batched_nms(boxes, scores, classes, iou)[:max_det]
-        found.append(Detections(boxes[kept].numpy(), scores[kept].numpy(), classes[kept].numpy()))
+        visiting_order = torch.floor(scores / SCORE_QUANTUM) + 0.5 * (1 - anchors.double() / (anchors.max() + 1 if len(anchors) else 1))
+        kept = batched_nms(boxes, visiting_order, classes, iou)[:max_det]
+        found.append(Detections(boxes[kept].float().numpy(), scores[kept].float().numpy(), classes[kept].numpy()))
     return found
 
 
@@ -181,11 +189,13 @@ def side_by_side_png(path: Path, image: np.ndarray, left: Detections, right: Det
     import cv2
 
     base = np.ascontiguousarray((image.transpose(1, 2, 0)[..., ::-1] * 255).astype(np.uint8))
+    zoom = max(1.0, 480 / base.shape[0])  # small exports are drawn larger, so labels stay readable
+    base = cv2.resize(base, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
     panels = []
     for title, found, colour in (("PyTorch", left, (40, 200, 40)), ("ONNX Runtime", right, (230, 120, 30))):
         panel = base.copy()
         for box, score, cls in zip(found.boxes, found.scores, found.classes):
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            x0, y0, x1, y1 = (int(round(v * zoom)) for v in box)
             cv2.rectangle(panel, (x0, y0), (x1, y1), colour, 2)
             cv2.putText(panel, f"{names.get(int(cls), int(cls))} {score:.2f}", (x0, max(12, y0 - 4)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
