@@ -96,6 +96,7 @@ def build_engine(onnx_path: Path, engine_path: Path, uses_plugin: bool = False, 
     """Write `engine_path` (ultralytics header + engine) atomically from `onnx_path`."""
     from dattn.export.api import write_atomically
 
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     engine = build_serialized_engine(onnx_path, uses_plugin, fp16, module_name)
     meta = json.dumps(engine_metadata(onnx.load(str(onnx_path), load_external_data=False))).encode()
     write_atomically(engine_path, len(meta).to_bytes(4, "little") + meta + engine)
