@@ -36,6 +36,14 @@ def recipe_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def recipe_weights(recipe_run, tmp_path_factory):
+    """A copy of the recipe-trained best.pt alone in its folder, for exports that write next to it."""
+    weights = tmp_path_factory.mktemp("recipe-weights") / "best.pt"
+    weights.write_bytes((recipe_run / "best.pt").read_bytes())
+    return weights
+
+
+@pytest.fixture(scope="session")
 def dattn_run(tmp_path_factory):
     """A folder with best.pt trained with dattn's class, and reference.pt."""
     return _trained(tmp_path_factory, "dattn")

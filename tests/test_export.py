@@ -20,14 +20,6 @@ FORMS_BY_OPSET = [(op, form) for op in (11, 13, 16, 17, 18, 20, 21) for form in 
 
 
 @pytest.fixture(scope="module")
-def recipe_weights(recipe_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    weights = folder / "best.pt"
-    weights.write_bytes((recipe_run / "best.pt").read_bytes())
-    return weights
-
-
-@pytest.fixture(scope="module")
 def torch_model(recipe_weights):
     return prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)
 

@@ -27,11 +27,8 @@ LOGGER = trt.Logger(trt.Logger.WARNING)  # one logger: TensorRT keeps the first 
 
 
 @pytest.fixture(scope="module")
-def weights(recipe_run, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("trt-rtx-export")
-    path = folder / "best.pt"
-    path.write_bytes((recipe_run / "best.pt").read_bytes())
-    return path
+def weights(recipe_weights):
+    return recipe_weights
 
 
 @pytest.fixture(scope="module")
