@@ -2,6 +2,6 @@
 
 from dattn.ultralytics.checkpoint import CheckpointError, map_recipe_classes
 from dattn.ultralytics.load import load
-from dattn.ultralytics.register import CONFIG_DIR, packaged_configs, register
+from dattn.ultralytics.register import CONFIG_DIR, register
 
-__all__ = ["CONFIG_DIR", "CheckpointError", "load", "map_recipe_classes", "packaged_configs", "register"]
+__all__ = ["CONFIG_DIR", "CheckpointError", "load", "map_recipe_classes", "register"]

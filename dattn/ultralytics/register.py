@@ -75,8 +75,3 @@ def register() -> None:
         tasks.check_yaml = _find_packaged_configs(tasks.check_yaml)
     if not getattr(tasks.torch_safe_load, "dattn_wrapped", False):
         tasks.torch_safe_load = _map_classes_before_loading(tasks.torch_safe_load)
-
-
-def packaged_configs() -> list[str]:
-    """The model yamls dattn ships, by file name (use them with a scale letter: yolov8n-dattn.yaml)."""
-    return sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
