@@ -1,19 +1,16 @@
 """The plugin compiles without a GPU: the kernel for every listed architecture this nvcc supports,
 and both plugin interfaces against each TensorRT header set named in TRT_INCLUDE_DIRS / TRT_INCLUDE_DIR."""
 
-import os
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from trt_headers import PLUGIN_SOURCES, SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
 from dattn.trt_plugin import candidate_cuda_archs, cuda_include_dir, find_nvcc, nvcc_version, plugin_source_dir
 
 SOURCE = plugin_source_dir()
-PLUGIN_SOURCES = ["gridSamplePluginCommon.cpp", "gridSamplePlugin.cpp", "gridSamplePluginLegacy.cpp",
-                  "gridSamplePluginRegistration.cpp"]
 NVCC = find_nvcc()
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found (install the CUDA toolkit or set CUDA_HOME)")
 
@@ -59,21 +56,6 @@ def test_cmake_default_archs_follow_the_cuda_version(tmp_path):
     assert set(chosen) <= nvcc_archs(NVCC)
 
 
-def tensorrt_include_dirs() -> list[str]:
-    listed = os.environ.get("TRT_INCLUDE_DIRS") or os.environ.get("TRT_INCLUDE_DIR") or ""
-    return [path for path in listed.split(os.pathsep) if path]
-
-
-def tensorrt_version(include_dir: str) -> tuple[int, int]:
-    text = (Path(include_dir) / "NvInferVersion.h").read_text()
-    numbers = {}
-    for part in ("MAJOR", "MINOR"):
-        # 11.x writes `#define TRT_MAJOR_ENTERPRISE 11`; older headers `#define NV_TENSORRT_MAJOR 8`.
-        match = re.search(rf"#define (?:NV_TENSORRT_{part}|TRT_{part}_[A-Z]+) +(\d+)", text)
-        numbers[part] = int(match.group(1))
-    return numbers["MAJOR"], numbers["MINOR"]
-
-
 @pytest.fixture(scope="module")
 def host_compiler():
     compiler = shutil.which("g++") or shutil.which("c++")
@@ -85,7 +67,7 @@ def host_compiler():
 
 
 @pytest.mark.skipif(not tensorrt_include_dirs(),
-                    reason="set TRT_INCLUDE_DIRS (os.pathsep-separated) or TRT_INCLUDE_DIR to TensorRT include folders")
+                    reason=SKIP_REASON)
 @pytest.mark.parametrize("include_dir", tensorrt_include_dirs() or [None])
 def test_plugin_classes_compile_against_tensorrt_headers(host_compiler, include_dir, tmp_path):
     major, minor = tensorrt_version(include_dir)

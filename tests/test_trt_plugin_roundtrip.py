@@ -22,31 +22,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from trt_headers import PLUGIN_SOURCES, SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
 from dattn.trt_plugin import cuda_include_dir, find_nvcc
 
 # The checkout's sources, next to this file: a wheel's copy (dattn/_plugins) carries no tests/ folder.
 SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "trt_gridsample"
 DRIVER = SOURCE / "tests" / "gridSamplePluginRoundTrip.cpp"
-PLUGIN_SOURCES = ["gridSamplePluginCommon.cpp", "gridSamplePlugin.cpp", "gridSamplePluginLegacy.cpp",
-                  "gridSamplePluginRegistration.cpp"]
 NVCC = find_nvcc()
 GROUPS = ["identity", "roundtrip", "formats", "shapes"]
-
-
-def tensorrt_include_dirs() -> list[str]:
-    listed = os.environ.get("TRT_INCLUDE_DIRS") or os.environ.get("TRT_INCLUDE_DIR") or ""
-    return [path for path in listed.split(os.pathsep) if path]
-
-
-def tensorrt_version(include_dir: str) -> tuple[int, int]:
-    text = (Path(include_dir) / "NvInferVersion.h").read_text()
-    numbers = {}
-    for part in ("MAJOR", "MINOR"):
-        # 11.x writes `#define TRT_MAJOR_ENTERPRISE 11`; older headers `#define NV_TENSORRT_MAJOR 8`.
-        match = re.search(rf"#define (?:NV_TENSORRT_{part}|TRT_{part}_[A-Z]+) +(\d+)", text)
-        numbers[part] = int(match.group(1))
-    return numbers["MAJOR"], numbers["MINOR"]
 
 
 def expected_checks(version: tuple[int, int], group: str) -> set[str]:
@@ -138,7 +122,7 @@ def driver_run(include_dir: str, toolchain, tmp_path_factory) -> dict:
 
 
 @pytest.mark.skipif(not tensorrt_include_dirs(),
-                    reason="set TRT_INCLUDE_DIRS (os.pathsep-separated) or TRT_INCLUDE_DIR to TensorRT include folders")
+                    reason=SKIP_REASON)
 @pytest.mark.parametrize("group", GROUPS)
 @pytest.mark.parametrize("include_dir", tensorrt_include_dirs() or [None])
 def test_plugin_classes_on_the_cpu(include_dir, group, toolchain, tmp_path_factory):

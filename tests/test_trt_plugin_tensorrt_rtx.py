@@ -21,6 +21,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from trt_headers import tensorrt10_include_dir
 
 from dattn.export.plugin_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from dattn.trt_plugin import LIBRARY_NAME, find_nvcc, plugin_source_dir
@@ -136,15 +137,6 @@ def test_parser_makes_one_plugin_layer_per_sampling_node(tmp_path):
     for layer in report["plugin_layers"]:
         assert (layer["name"], layer["version"], layer["namespace"]) == (OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE)
     assert sorted(layer["align_corners"] for layer in report["plugin_layers"]) == [0, 1]
-
-
-def tensorrt10_include_dir() -> str | None:
-    listed = os.environ.get("TRT_INCLUDE_DIRS") or os.environ.get("TRT_INCLUDE_DIR") or ""
-    for path in listed.split(os.pathsep):
-        version = Path(path, "NvInferVersion.h")
-        if path and version.is_file() and re.search(r"#define (NV_TENSORRT_MAJOR|TRT_MAJOR_[A-Z]+) +1\d", version.read_text()):
-            return path
-    return None
 
 
 @pytest.mark.skipif(tensorrt10_include_dir() is None,

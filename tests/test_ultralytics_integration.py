@@ -1,6 +1,5 @@
 """dattn inside a stock ultralytics: yaml building, training, loading recipe and dattn checkpoints, bad input."""
 
-import os
 from pathlib import Path
 
 import pytest
