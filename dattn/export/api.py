@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -52,16 +53,24 @@ def resolve_output(weights: Path, output: str | Path | None, suffix: str) -> Pat
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename: readers never see half a file."""
+@contextlib.contextmanager
+def staged_beside(path: Path, data: bytes):
+    """Yield a temporary file in `path`'s folder holding `data`; it becomes `path` only if the block succeeds."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder and rename: readers never see half a file."""
+    with staged_beside(path, data):
+        pass
 
 
 def deployable_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> onnx.ModelProto:
@@ -162,35 +171,32 @@ def export(
 
 
 def _verify_then_write(model, deployable, onnx_path, plan, size, batch, dynamic, conf):
+    with staged_beside(onnx_path, deployable.SerializeToString()) as staged:
+        return _verify(model, staged, onnx_path, plan, size, batch, dynamic, conf)
+
+
+def _verify(model, staged: Path, onnx_path: Path, plan, size, batch, dynamic, conf):
+    """Compare the staged ONNX with PyTorch; raise VerificationError (the ONNX is then not written)."""
     from dattn.export import verify as v
 
     _say("dattn export: verifying with ONNX Runtime against PyTorch")
-    reference_model = prepare_for_export(model, dynamic=True)  # dynamic: Detect recomputes anchors per input shape
-    reference = v.torch_runner(reference_model)
-    fd, tmp = tempfile.mkstemp(prefix=f".{onnx_path.name}.", suffix=".tmp", dir=onnx_path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        tmp.write_bytes(deployable.SerializeToString())
-        candidate = v.onnxruntime_runner(tmp, uses_plugin=plan.grid_sample == "plugin")
-        results, picture = [], None
-        for name, inputs in v.verification_cases(size, batch, dynamic):
-            result, det_torch, det_onnx = v.compare(name, inputs, reference, candidate, conf)
-            results.append(result)
-            _say("  " + result.line())
-            if picture is None and name in v.SAMPLE_IMAGES:
-                picture = (inputs[0], det_torch[0], det_onnx[0])
-        png = onnx_path.with_name(onnx_path.stem + "_verify.png")
-        v.side_by_side_png(png, *picture, names=dict(model.names))
-        failed = [r for r in results if not r.passed(VERIFY_RTOL)]
-        if failed:
-            raise VerificationError(
-                f"{onnx_path}: not written, ONNX Runtime disagrees with PyTorch on {', '.join(r.name for r in failed)} "
-                f"(tolerance {VERIFY_RTOL:g} relative; see {png}); --no-verify writes it anyway"
-            )
-        os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    reference = v.torch_runner(prepare_for_export(model, dynamic=True))  # dynamic: Detect recomputes anchors per shape
+    candidate = v.onnxruntime_runner(staged, uses_plugin=plan.grid_sample == "plugin")
+    results, picture = [], None
+    for name, inputs in v.verification_cases(size, batch, dynamic):
+        result, det_torch, det_onnx = v.compare(name, inputs, reference, candidate, conf)
+        results.append(result)
+        _say("  " + result.line())
+        if picture is None and name in v.SAMPLE_IMAGES:
+            picture = (inputs[0], det_torch[0], det_onnx[0])
+    png = onnx_path.with_name(onnx_path.stem + "_verify.png")
+    v.side_by_side_png(png, *picture, names=dict(model.names))
+    failed = [r for r in results if not r.passed(VERIFY_RTOL)]
+    if failed:
+        raise VerificationError(
+            f"{onnx_path}: not written, ONNX Runtime disagrees with PyTorch on {', '.join(r.name for r in failed)} "
+            f"(tolerance {VERIFY_RTOL:g} relative; see {png}); --no-verify writes it anyway"
+        )
     return results
 
 
