@@ -17,16 +17,24 @@ $(BIN)/dattn: pyproject.toml
 demo: $(BIN)/dattn
 	$(BIN)/dattn demo --workdir demo
 
+# Test runs keep their temporary files in .test-tmp (removed after a passing run), not in /tmp.
+TEST_TMP := $(CURDIR)/.test-tmp
+PYTEST := TMPDIR=$(TEST_TMP)/system $(BIN)/python -m pytest -q -p no:cacheprovider
+
 test: $(BIN)/dattn test-ultralytics-8.3
-	$(BIN)/python -m pytest -q
+	$(BIN)/lint-imports
+	mkdir -p $(TEST_TMP)/system
+	$(PYTEST) --basetemp=$(TEST_TMP)/main
+	rm -rf $(TEST_TMP)
 
 # Loading, building and exporting through ultralytics 8.3 (installed into its own folder, put first on the path).
 $(VENV)-ultralytics-8.3/ultralytics: | $(BIN)/dattn
 	$(BIN)/pip install --quiet --no-deps --target $(VENV)-ultralytics-8.3 $(ULTRALYTICS_83)
 
 test-ultralytics-8.3: $(VENV)-ultralytics-8.3/ultralytics
-	PYTHONPATH=$(VENV)-ultralytics-8.3 DATTN_EXPECT_ULTRALYTICS=8.3 $(BIN)/python -m pytest -q \
+	mkdir -p $(TEST_TMP)/system
+	PYTHONPATH=$(VENV)-ultralytics-8.3 DATTN_EXPECT_ULTRALYTICS=8.3 $(PYTEST) --basetemp=$(TEST_TMP)/ultralytics-8.3 \
 		tests/test_ultralytics_integration.py tests/test_export.py -k "not opset and not dynamic"
 
 clean:
-	rm -rf $(VENV) $(VENV)-ultralytics-8.3 demo
+	rm -rf $(VENV) $(VENV)-ultralytics-8.3 demo $(TEST_TMP)

@@ -1,20 +1,39 @@
 """dattn: deploy Ultralytics YOLO detectors that use Deformable Attention (DAttention).
 
-Importing dattn registers the block into ultralytics, so `YOLO("yolov8n-dattn.yaml")` builds and
-`YOLO("best.pt")` loads checkpoints trained with the widely copied recipe.
+`import dattn` registers the block into ultralytics (now, or as soon as ultralytics loads), so
+`YOLO("yolov8n-dattn.yaml")` builds and `YOLO("best.pt")` loads checkpoints trained with the widely
+copied recipe. It imports neither torch nor ultralytics itself: `dattn.runtime` runs exported models
+on machines that have neither.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-from dattn.nn import DAttention, LayerNormProxy
-from dattn.ultralytics import CheckpointError, load, register
-from dattn.export.api import export  # noqa: E402  (the function; the subpackage stays importable by full name)
+from dattn.errors import CheckpointError, ConfigError, DattnError, ModelFileError, PluginError, VerificationError
+from dattn.ultralytics.hook import register_when_ultralytics_loads
 
 try:
     __version__ = version("dattn")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-register()
+# Names served on first use, so that `import dattn` stays light.
+_LAZY = {
+    "DAttention": "dattn.nn", "LayerNormProxy": "dattn.nn",
+    "load": "dattn.ultralytics.load", "register": "dattn.ultralytics.register",
+}
 
-__all__ = ["CheckpointError", "DAttention", "LayerNormProxy", "__version__", "export", "load", "register"]
+
+def __getattr__(name):
+    if name == "export":
+        return importlib.import_module("dattn.export")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dattn' has no attribute {name!r}")
+
+
+register_when_ultralytics_loads()
+
+# `dattn.export` is the export subpackage, and calling it exports (see dattn/export/__init__.py).
+__all__ = ["CheckpointError", "ConfigError", "DAttention", "DattnError", "LayerNormProxy", "ModelFileError", "PluginError",
+           "VerificationError", "__version__", "export", "load", "register"]

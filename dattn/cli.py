@@ -29,9 +29,7 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
 
 def export_main(argv: list[str] | None = None, prog: str = "dattn-export") -> int:
     args = _export_parser(prog).parse_args(argv)
-    from dattn import CheckpointError, export
-    from dattn.export.api import VerificationError
-    from dattn.export.targets import ExportConfigError
+    from dattn import CheckpointError, ConfigError, VerificationError, export
 
     try:
         path = export(
@@ -39,7 +37,7 @@ def export_main(argv: list[str] | None = None, prog: str = "dattn-export") -> in
             grid_sample=args.grid_sample, target=args.target, simplify=args.simplify, verify=args.verify,
             output=args.output, device=args.device, conf=args.conf,
         )
-    except (CheckpointError, ExportConfigError, VerificationError) as e:
+    except (CheckpointError, ConfigError, VerificationError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2 if not isinstance(e, VerificationError) else 1
     print(path)
@@ -57,7 +55,7 @@ def yolo_main(argv: list[str]) -> int:
 
 
 def plugin_main(argv: list[str]) -> int:
-    from dattn.trt_plugin import main
+    from dattn.plugin.build import main
 
     return main(argv)
 

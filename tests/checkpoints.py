@@ -1,7 +1,7 @@
 """Make the checkpoints the tests start from, by real (tiny) training runs, each in a fresh process.
 
-    python tests/checkpoints.py recipe OUT   # trained with the recipe's classes pasted into ultralytics
-    python tests/checkpoints.py dattn OUT    # trained with dattn's own class
+    python tests/checkpoints.py recipe OUT   # trained with the recipe's classes pasted into ultralytics, until it detects
+    python tests/checkpoints.py dattn OUT    # briefly trained with dattn's own class
 
 Each writes OUT/best.pt and OUT/reference.pt: a fixed input and the trained model's eager outputs on it,
 computed by the classes it was trained with, in a process of its own (training leaves torch's global
@@ -11,13 +11,13 @@ settings changed, e.g. deterministic algorithms).
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="dattn-yolo-config-"))
 
-IMGSZ = 128
+# The recipe detector: long enough on generated shapes to detect them (mAP50 ~0.75); the dattn one only loads.
+RECIPE_IMGSZ, RECIPE_EPOCHS = 160, 80
+DATTN_IMGSZ, DATTN_EPOCHS = 128, 2
 
 
 def reference_outputs(kind: str, out: Path) -> None:
@@ -36,7 +36,8 @@ def reference_outputs(kind: str, out: Path) -> None:
         classes = contextlib.nullcontext()
     with classes:
         model = torch_safe_load(str(out / "best.pt"))[0]["model"].float().eval()
-        x = torch.rand(2, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(0))
+        size = RECIPE_IMGSZ if kind == "recipe" else DATTN_IMGSZ
+        x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             y = model(x)[0]
     torch.save({"input": x, "output": y}, out / "reference.pt")
@@ -56,7 +57,7 @@ def calibrate_batchnorm(weights: Path, images: Path) -> None:
 
     ckpt = torch_safe_load(str(weights))[0]
     model = ckpt["model"].float()
-    batch = torch.from_numpy(np.stack([letterbox(p, (IMGSZ, IMGSZ)) for p in sorted(images.glob("*.png"))]))
+    batch = torch.from_numpy(np.stack([letterbox(p, (DATTN_IMGSZ, DATTN_IMGSZ)) for p in sorted(images.glob("*.png"))]))
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.reset_running_stats()
@@ -82,8 +83,8 @@ def train_recipe(out: Path) -> None:
 
     with recipe_classes_pasted():
         tasks.DAttention = RecipeDAttentionFromYaml
-        best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
-        calibrate_batchnorm(best, out / "data" / "images" / "train")
+        data = make_dataset(out / "data", imgsz=RECIPE_IMGSZ)
+        best = train("yolov8n-dattn.yaml", data, out / "runs", epochs=RECIPE_EPOCHS, imgsz=RECIPE_IMGSZ)
     (out / "best.pt").write_bytes(best.read_bytes())
 
 
@@ -91,7 +92,8 @@ def train_dattn(out: Path) -> None:
     import dattn  # noqa: F401
     from dattn.ultralytics.synthetic import make_dataset, train
 
-    best = train("yolov8n-dattn.yaml", make_dataset(out / "data"), out / "runs", imgsz=IMGSZ)
+    data = make_dataset(out / "data", n_train=16, n_val=4, imgsz=DATTN_IMGSZ)
+    best = train("yolov8n-dattn.yaml", data, out / "runs", epochs=DATTN_EPOCHS, imgsz=DATTN_IMGSZ)
     calibrate_batchnorm(best, out / "data" / "images" / "train")
     (out / "best.pt").write_bytes(best.read_bytes())
 

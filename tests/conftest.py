@@ -1,37 +1,63 @@
+import hashlib
 import os
-import tempfile
-
-# Keep ultralytics off the network and out of the user's settings before anything imports it.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="dattn-yolo-config-"))
-
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("YOLO_OFFLINE", "1")  # keep ultralytics off the network
 TESTS = Path(__file__).parent
+REPO = TESTS.parent
+# Set to a folder to keep the trained checkpoints between test runs (development only; CI trains afresh).
+CACHE_ENV = "DATTN_TEST_CHECKPOINTS"
 
 
-def run_python(code_or_args, cwd=None, check=True):
+@pytest.fixture(scope="session", autouse=True)
+def _ultralytics_settings_in_a_temporary_folder(tmp_path_factory):
+    """Ultralytics writes its settings where YOLO_CONFIG_DIR says when it is first imported: keep them out of $HOME."""
+    assert "ultralytics" not in sys.modules, "a test module imported ultralytics at collection time; import it inside the test"
+    os.environ["YOLO_CONFIG_DIR"] = str(tmp_path_factory.mktemp("yolo-config"))
+
+
+def run_python(code_or_args, cwd=None, check=True, env=None):
     """Run Python in a fresh process (nothing registered, nothing pasted); returns the CompletedProcess."""
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else list(code_or_args)
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ})
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"python {' '.join(args)[:200]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
+def _code_version() -> str:
+    """What a cached checkpoint depends on: the training code and the ultralytics in use."""
+    import ultralytics
+
+    digest = hashlib.sha256(ultralytics.__version__.encode())
+    for path in (TESTS / "checkpoints.py", TESTS / "recipe.py", REPO / "dattn" / "ultralytics" / "synthetic.py",
+                 REPO / "dattn" / "nn" / "dattention.py"):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _trained(tmp_path_factory, kind):
-    out = tmp_path_factory.mktemp(f"{kind}-checkpoint")
-    run_python([str(TESTS / "checkpoints.py"), kind, str(out)])
+    cache = os.environ.get(CACHE_ENV)
+    out = Path(cache) / f"{kind}-{_code_version()}" if cache else tmp_path_factory.mktemp(f"{kind}-checkpoint")
+    if not (out / "reference.pt").is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        run_python([str(TESTS / "checkpoints.py"), kind, str(out)])
     return out
 
 
 @pytest.fixture(scope="session")
 def recipe_run(tmp_path_factory):
-    """A folder with best.pt trained with the recipe's classes pasted into ultralytics, and reference.pt."""
+    """A detector trained with the recipe's classes pasted into ultralytics, as users have it.
+
+    The folder holds best.pt (80 epochs on generated shapes: it detects them), reference.pt (a fixed input
+    and the recipe model's outputs on it) and data/ (the dataset, data/data.yaml, with a validation split).
+    """
     return _trained(tmp_path_factory, "recipe")
 
 
@@ -44,19 +70,23 @@ def recipe_weights(recipe_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def recipe_data(recipe_run):
+    """The data yaml of the dataset the recipe detector learnt (train and val splits of generated shapes)."""
+    return recipe_run / "data" / "data.yaml"
+
+
+@pytest.fixture(scope="session")
 def dattn_run(tmp_path_factory):
-    """A folder with best.pt trained with dattn's class, and reference.pt."""
+    """A folder with best.pt briefly trained with dattn's class (BatchNorm statistics calibrated), and reference.pt."""
     return _trained(tmp_path_factory, "dattn")
 
 
 def pytest_report_header(config):
-    import ultralytics
-
-    return f"ultralytics {ultralytics.__version__} from {Path(ultralytics.__file__).parent}"
+    return f"trained checkpoints cached in {os.environ[CACHE_ENV]}" if os.environ.get(CACHE_ENV) else None
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _ultralytics_version_as_expected():
+def _ultralytics_version_as_expected(_ultralytics_settings_in_a_temporary_folder):
     """`make test` runs some files again against ultralytics 8.3; make sure that is what they got."""
     import ultralytics
 

@@ -12,7 +12,7 @@ from conftest import run_python
 from dattn.export import verify as v
 from dattn.export.api import VerificationError
 from dattn.export.passes import find_float64
-from dattn.export.targets import ExportConfigError
+from dattn.export.targets import ConfigError
 from dattn.export.torch_onnx import prepare_for_export
 
 IMGSZ = 160
@@ -144,7 +144,7 @@ def test_bad_requests_fail_clearly_and_write_nothing(recipe_weights, tmp_path, k
     weights.write_bytes(recipe_weights.read_bytes())
     kwargs = {k: (str(tmp_path / val) if k == "output" else val) for k, val in kwargs.items()}
     before = _listing(tmp_path)
-    with pytest.raises(ExportConfigError, match=message) as error:
+    with pytest.raises(ConfigError, match=message) as error:
         dattn.export(weights, imgsz=IMGSZ, **kwargs)
     assert "\n" not in str(error.value)
     assert _listing(tmp_path) == before and weights.read_bytes() == recipe_weights.read_bytes()

@@ -8,7 +8,9 @@ import subprocess
 import pytest
 from trt_headers import PLUGIN_SOURCES, SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
-from dattn.trt_plugin import candidate_cuda_archs, cuda_include_dir, find_nvcc, nvcc_version, plugin_source_dir
+from toolchain import candidate_cuda_archs, cuda_include_dir, nvcc_version
+
+from dattn.plugin.build import find_nvcc, plugin_source_dir
 
 SOURCE = plugin_source_dir()
 NVCC = find_nvcc()

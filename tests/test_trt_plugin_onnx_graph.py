@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
-from dattn.export.plugin_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
-from dattn.runtime.ort_plugin_op import grid_sample_bilinear_reference, plugin_session
+from dattn.plugin.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from dattn.plugin.ort_reference import grid_sample_bilinear_reference, plugin_session
 
 pytest.importorskip("onnxruntime_extensions", reason="the reference op runs through onnxruntime-extensions")
 TOLERANCE = 1e-5

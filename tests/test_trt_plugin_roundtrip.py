@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 from trt_headers import PLUGIN_SOURCES, SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
-from dattn.trt_plugin import cuda_include_dir, find_nvcc
+from toolchain import cuda_include_dir
+
+from dattn.plugin.build import find_nvcc
 
 # The checkout's sources, next to this file: a wheel's copy (dattn/_plugins) carries no tests/ folder.
 SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "trt_gridsample"

@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 from trt_headers import tensorrt10_include_dir
 
-from dattn.export.plugin_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
-from dattn.trt_plugin import LIBRARY_NAME, find_nvcc, plugin_source_dir
+from dattn.plugin.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from dattn.plugin.build import find_nvcc, plugin_source_dir
+from dattn.plugin.contract import LIBRARY_NAME
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 

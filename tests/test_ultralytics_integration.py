@@ -9,7 +9,13 @@ import dattn
 from conftest import run_python
 from dattn import CheckpointError
 
-ASSETS = Path(__import__("ultralytics").__file__).parent / "assets"
+
+
+def asset(name: str) -> Path:
+    """One of the sample images ultralytics ships."""
+    import ultralytics
+
+    return Path(ultralytics.__file__).parent / "assets" / name
 
 
 @pytest.mark.parametrize("cfg, block_index, channels", [
@@ -65,7 +71,7 @@ def test_recipe_checkpoint_loads_with_plain_yolo_in_a_fresh_process(recipe_run, 
     code = (
         "import dattn, torch; from ultralytics import YOLO\n"
         f"model = YOLO({str(recipe_run / 'best.pt')!r})\n"
-        f"result = model.predict({str(ASSETS / 'bus.jpg')!r}, imgsz=128, conf=0.0001, verbose=False)[0]\n"
+        f"result = model.predict({str(asset('bus.jpg'))!r}, imgsz=128, conf=0.0001, verbose=False)[0]\n"
         "assert len(result.boxes) > 0, 'no boxes'\n"
         "print('boxes', len(result.boxes))\n"
     )
@@ -102,7 +108,7 @@ def test_dattn_checkpoint_reloads_and_predicts_in_a_fresh_process(dattn_run, tmp
         f"reference = torch.load({str(dattn_run / 'reference.pt')!r})\n"
         "with torch.no_grad(): y = model.model(reference['input'])[0]\n"
         f"assert (y - reference['output']).abs().max() <= {MODEL_RTOL} * reference['output'].abs().max()\n"
-        f"print('boxes', len(model.predict({str(ASSETS / 'zidane.jpg')!r}, imgsz=128, conf=0.0001, verbose=False)[0].boxes))\n"
+        f"print('boxes', len(model.predict({str(asset('zidane.jpg'))!r}, imgsz=128, conf=0.0001, verbose=False)[0].boxes))\n"
     )
     assert "boxes" in run_python(code, cwd=tmp_path).stdout
 

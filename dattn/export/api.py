@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import onnx
 import torch
 
+from dattn.errors import ConfigError, VerificationError
 from dattn.export import passes
+from dattn.export.files import staged_beside, write_atomically
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
-from dattn.export.targets import ExportConfigError, ExportPlan, plan_export
+from dattn.export.targets import ExportPlan, plan_export
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
 
 FORMATS = ("onnx", "engine")
 VERIFY_RTOL = 1e-3  # raw-output error allowed, relative to the output's scale
-
-
-class VerificationError(RuntimeError):
-    """ONNX Runtime disagreed with PyTorch beyond tolerance."""
 
 
 def _say(message: str) -> None:
@@ -34,7 +30,7 @@ def normalize_imgsz(imgsz) -> tuple[int, int]:
     if len(sizes) == 1:
         sizes *= 2
     if len(sizes) != 2 or any(not isinstance(s, int) or s < 32 or s % 32 for s in sizes):
-        raise ExportConfigError(f"--imgsz must be one or two multiples of 32 (the model's stride), got {imgsz}")
+        raise ConfigError(f"--imgsz must be one or two multiples of 32 (the model's stride), got {imgsz}")
     return sizes[0], sizes[1]
 
 
@@ -42,35 +38,15 @@ def resolve_output(weights: Path, output: str | Path | None, suffix: str) -> Pat
     """Where to write: `output`, or the weights' name with `suffix`; never the weights themselves."""
     path = Path(output) if output else weights.with_suffix(suffix)
     if path.exists() and path.resolve() == weights.resolve():
-        raise ExportConfigError(f"{path}: refusing to overwrite the input weights; pass another --output")
+        raise ConfigError(f"{path}: refusing to overwrite the input weights; pass another --output")
     if path.is_dir():
-        raise ExportConfigError(f"{path}: is a folder; pass a file path to --output")
+        raise ConfigError(f"{path}: is a folder; pass a file path to --output")
     folder = path.parent
     if not folder.is_dir():
-        raise ExportConfigError(f"{path}: cannot be written, folder {folder} does not exist")
+        raise ConfigError(f"{path}: cannot be written, folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise ExportConfigError(f"{path}: cannot be written, folder {folder} is not writable")
+        raise ConfigError(f"{path}: cannot be written, folder {folder} is not writable")
     return path
-
-
-@contextlib.contextmanager
-def staged_beside(path: Path, data: bytes):
-    """Yield a temporary file in `path`'s folder holding `data`; it becomes `path` only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename: readers never see half a file."""
-    with staged_beside(path, data):
-        pass
 
 
 def deployable_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> onnx.ModelProto:
@@ -101,7 +77,7 @@ def _simplified(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _load_model(weights: Path):
-    from dattn.ultralytics import load
+    from dattn.ultralytics.load import load
 
     return load(weights).model
 
@@ -125,13 +101,13 @@ def export(
 
     format "onnx" writes a deployable ONNX for `target` and, with `verify`, checks it against PyTorch
     with ONNX Runtime; "engine" also builds a TensorRT engine from it (needs the `tensorrt` package).
-    Raises ExportConfigError or CheckpointError for bad input (nothing is written then) and
+    Raises ConfigError or CheckpointError for bad input (nothing is written then) and
     VerificationError when ONNX Runtime disagrees with PyTorch.
     """
     if format not in FORMATS:
-        raise ExportConfigError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     if batch < 1:
-        raise ExportConfigError(f"--batch must be at least 1, got {batch}")
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
     size = normalize_imgsz(imgsz)
     plan = plan_export(target, opset, grid_sample)
     weights = Path(weights)

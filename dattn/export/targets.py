@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dattn.errors import ConfigError
+
 SUPPORTED_OPSETS = range(11, 22)
 GRID_SAMPLE_FORMS = ("auto", "native", "gather", "plugin")
 NATIVE_GRID_SAMPLE_MIN_OPSET = 16
@@ -55,23 +57,19 @@ class ExportPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-class ExportConfigError(ValueError):
-    """An export request that cannot be honoured; the message says why and what to use instead."""
-
-
 def plan_export(target: str = "ort", opset: int | None = None, grid_sample: str = "auto") -> ExportPlan:
     """Resolve the opset, the GridSample form and the LayerNormalization handling for `target`."""
     if target not in TARGETS:
-        raise ExportConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if grid_sample not in GRID_SAMPLE_FORMS:
-        raise ExportConfigError(f"unknown grid-sample form {grid_sample!r}; choose one of {', '.join(GRID_SAMPLE_FORMS)}")
+        raise ConfigError(f"unknown grid-sample form {grid_sample!r}; choose one of {', '.join(GRID_SAMPLE_FORMS)}")
     t = TARGETS[target]
     reasons, warnings = [], []
     if opset is None:
         opset = t.default_opset
         reasons.append(f"opset {opset}: the default for {t.description}")
     elif opset not in SUPPORTED_OPSETS:
-        raise ExportConfigError(f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}")
+        raise ConfigError(f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}-{SUPPORTED_OPSETS.stop - 1}")
     elif opset > t.max_opset:
         warnings.append(f"opset {opset} is above what {t.description} parses ({t.max_opset} and below)")
 
@@ -80,7 +78,7 @@ def plan_export(target: str = "ort", opset: int | None = None, grid_sample: str 
         reasons.append(f"grid-sample {grid_sample}: {why}")
     elif grid_sample == "native":
         if opset < NATIVE_GRID_SAMPLE_MIN_OPSET:
-            raise ExportConfigError(
+            raise ConfigError(
                 f"--grid-sample native needs opset {NATIVE_GRID_SAMPLE_MIN_OPSET} or higher (got {opset}); "
                 "use --grid-sample gather, which is valid at every opset from 11"
             )

@@ -8,13 +8,13 @@ written carries ultralytics' engine header (4-byte little-endian length + JSON m
 from __future__ import annotations
 
 import ast
-import ctypes
 import json
 from pathlib import Path
 
 import onnx
 
-from dattn.export.targets import ExportConfigError
+from dattn.errors import ConfigError
+from dattn.export.files import write_atomically
 
 # Metadata values ultralytics stores as Python literals in ONNX but as JSON values in engines.
 _LITERAL_KEYS = {"stride", "batch", "channels", "imgsz", "names", "args", "end2end"}
@@ -24,7 +24,7 @@ def import_tensorrt(module_name: str = "tensorrt"):
     try:
         return __import__(module_name)
     except ImportError:
-        raise ExportConfigError(
+        raise ConfigError(
             f"--format engine needs TensorRT's Python package '{module_name}': pip install tensorrt on a desktop GPU, "
             "or use JetPack's python3-libnvinfer on a Jetson; --format onnx works without it"
         ) from None
@@ -38,16 +38,6 @@ def _major(trt) -> int:
     return int(trt.__version__.split(".")[0])
 
 
-def _load_plugin_library(trt, logger) -> None:
-    from dattn.trt_plugin import plugin_path
-
-    library = plugin_path()
-    if library is None:
-        raise ExportConfigError("--grid-sample plugin needs the plugin library: run `dattn plugin build` first")
-    ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)  # its static initialisers register the creators
-    trt.init_libnvinfer_plugins(logger, "")
-
-
 def engine_metadata(onnx_model: onnx.ModelProto) -> dict:
     props = {p.key: p.value for p in onnx_model.metadata_props}
     return {k: ast.literal_eval(v) if k in _LITERAL_KEYS else v for k, v in props.items()}
@@ -58,7 +48,9 @@ def build_serialized_engine(onnx_path: Path, uses_plugin: bool = False, fp16: bo
     trt = import_tensorrt(module_name)
     logger = trt.Logger(trt.Logger.WARNING)
     if uses_plugin:
-        _load_plugin_library(trt, logger)
+        from dattn.plugin.library import load_plugin_library
+
+        load_plugin_library(trt, logger)
     builder = trt.Builder(logger)
     explicit_batch = 0 if _major(trt) >= 10 or module_name != "tensorrt" else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     network = builder.create_network(explicit_batch)
@@ -69,7 +61,7 @@ def build_serialized_engine(onnx_path: Path, uses_plugin: bool = False, fp16: bo
     config = builder.create_builder_config()
     if fp16:
         if not hasattr(trt.BuilderFlag, "FP16"):
-            raise ExportConfigError("this TensorRT builds strongly typed networks only: export an FP16 ONNX for FP16 engines")
+            raise ConfigError("this TensorRT builds strongly typed networks only: export an FP16 ONNX for FP16 engines")
         config.set_flag(trt.BuilderFlag.FP16)
     _add_profile_for_dynamic_input(builder, network, config)
     serialized = builder.build_serialized_network(network, config)
@@ -94,8 +86,6 @@ def _add_profile_for_dynamic_input(builder, network, config) -> None:
 
 def build_engine(onnx_path: Path, engine_path: Path, uses_plugin: bool = False, fp16: bool = False, module_name: str = "tensorrt") -> Path:
     """Write `engine_path` (ultralytics header + engine) atomically from `onnx_path`."""
-    from dattn.export.api import write_atomically
-
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     engine = build_serialized_engine(onnx_path, uses_plugin, fp16, module_name)
     meta = json.dumps(engine_metadata(onnx.load(str(onnx_path), load_external_data=False))).encode()

@@ -62,7 +62,7 @@ def onnxruntime_runner(onnx_path: Path, uses_plugin: bool = False, threads: int 
     import onnxruntime
 
     if uses_plugin:
-        from dattn.runtime.ort_plugin_op import onnxruntime_model, session_options
+        from dattn.plugin.ort_reference import onnxruntime_model, session_options
 
         options, model_bytes = session_options(), onnxruntime_model(onnx.load(str(onnx_path))).SerializeToString()
     else:

@@ -1,1 +1,1 @@
-"""Runtimes that run exported models: the ONNX Runtime reference op for the plugin node."""
+"""Run exported models without torch or ultralytics: numpy pre- and post-processing and runners."""

@@ -1,7 +1,5 @@
-"""Ultralytics integration: runtime registration, packaged model yamls and checkpoint loading."""
+"""Ultralytics integration: runtime registration, packaged model yamls, checkpoint loading, generated training data.
 
-from dattn.ultralytics.checkpoint import CheckpointError, map_recipe_classes
-from dattn.ultralytics.load import load
-from dattn.ultralytics.register import CONFIG_DIR, register
-
-__all__ = ["CONFIG_DIR", "CheckpointError", "load", "map_recipe_classes", "register"]
+Import the modules by name (`dattn.ultralytics.load`, `.register`, `.checkpoint`, `.synthetic`); this package
+itself imports nothing, so that `import dattn` stays free of torch and ultralytics.
+"""

@@ -16,13 +16,10 @@ from pathlib import Path
 
 import torch
 
+from dattn.errors import CheckpointError
 from dattn.nn import DAttention, LayerNormProxy
 
 RECIPE_CLASSES = {"DAttention": DAttention, "LayerNormProxy": LayerNormProxy}
-
-
-class CheckpointError(ValueError):
-    """A weights file that cannot be loaded; the message names the file and says why, on one line."""
 
 
 def referenced_globals(path: str | Path) -> list[str]:

@@ -31,7 +31,7 @@ def _draw_image(rng: np.random.Generator, imgsz: int):
     return image, labels
 
 
-def make_dataset(root: str | Path, n_train: int = 16, n_val: int = 4, imgsz: int = 128, seed: int = 0) -> Path:
+def make_dataset(root: str | Path, n_train: int = 48, n_val: int = 16, imgsz: int = 160, seed: int = 0) -> Path:
     """Write images, YOLO labels and a data yaml under `root`; returns the yaml's path."""
     import cv2
 
@@ -51,7 +51,7 @@ def make_dataset(root: str | Path, n_train: int = 16, n_val: int = 4, imgsz: int
     return data
 
 
-def train(model: str, data: str | Path, project: str | Path, epochs: int = 2, imgsz: int = 128, batch: int = 8) -> Path:
+def train(model: str, data: str | Path, project: str | Path, epochs: int = 80, imgsz: int = 160, batch: int = 8) -> Path:
     """Train `model` (a yaml name or a YOLO object) briefly on the CPU; returns the best.pt it wrote."""
     from ultralytics import YOLO
 

@@ -20,7 +20,7 @@ namespace dattn
 namespace plugin
 {
 
-// Must equal dattn/export/plugin_node.py: OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE (== DOMAIN).
+// Must equal dattn/plugin/contract.py: OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE (== DOMAIN), ALIGN_CORNERS.
 constexpr char const* kGridSamplePluginName = "DAttnGridSample";
 constexpr char const* kGridSamplePluginVersion = "1";
 constexpr char const* kGridSamplePluginNamespace = "dattn";

@@ -3,10 +3,10 @@
 Why: TensorRT before 8.5 has no GridSample layer, and 10.x-11.1 read opset-20 `mode="linear"` as
 nearest; the plugin (plugins/trt_gridsample) samples bilinearly on every TensorRT from 8.2 on.
 
-The node follows dattn/export/plugin_node.py: op type DAttnGridSample in domain "dattn" (TensorRT
+The node follows dattn/plugin/contract.py: op type DAttnGridSample in domain "dattn" (TensorRT
 >= 10.10 takes the domain as the plugin namespace), inputs X (N,C,H,W) and grid (N,Ho,Wo,2), output
 Y (N,C,Ho,Wo), attributes align_corners (int), plugin_version and plugin_namespace (strings, which
-the 8.x parser reads). ONNX Runtime runs it with dattn.runtime.ort_plugin_op registered.
+the 8.x parser reads). ONNX Runtime runs it with dattn.plugin.ort_reference registered.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto, helper
 
-from dattn.export.plugin_node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from dattn.plugin.contract import ALIGN_CORNERS, DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 from ._graph import attr, elem_type, is_op, rank, replace_nodes
 
@@ -58,5 +58,5 @@ def _plugin_node(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> l
                          f"{TensorProto.DataType.Name(grid_type)}; the plugin needs both of one type")
     return [helper.make_node(
         OP_TYPE, [x, grid], list(node.output), name=node.name or None, domain=DOMAIN,
-        align_corners=int(attr(node, "align_corners", 0)),
+        **{ALIGN_CORNERS: int(attr(node, "align_corners", 0))},
         plugin_version=PLUGIN_VERSION, plugin_namespace=PLUGIN_NAMESPACE)]

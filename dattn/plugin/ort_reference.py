@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from dattn.export.plugin_node import DOMAIN, OP_TYPE
+from dattn.plugin.contract import ALIGN_CORNERS, DOMAIN, OP_TYPE
 
 # Coordinates at or beyond this magnitude cannot touch a pixel (the kernel uses the same bound).
 _LARGEST_USEFUL_COORDINATE = np.float32(1e9)
@@ -81,7 +81,7 @@ def register_reference_op() -> None:
 
     @onnx_op(op_type=OP_TYPE, inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float],
              outputs=[PyCustomOpDef.dt_float],
-             attrs={"align_corners": PyCustomOpDef.dt_int64, "plugin_version": PyCustomOpDef.dt_string,
+             attrs={ALIGN_CORNERS: PyCustomOpDef.dt_int64, "plugin_version": PyCustomOpDef.dt_string,
                     "plugin_namespace": PyCustomOpDef.dt_string})
     def dattn_grid_sample(x, grid, align_corners=0, plugin_version="", plugin_namespace=""):
         return grid_sample_bilinear_reference(x, grid, bool(align_corners))

@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-LIBRARY_NAME = "libdattn_trt_plugins.so"
-# Set to a built library to use it instead of searching.
-PLUGIN_ENV = "DATTN_TRT_PLUGIN"
-_PACKAGE_DIR = Path(__file__).resolve().parent
+from dattn.errors import PluginError
+from dattn.plugin.contract import LIBRARY_ENV, LIBRARY_NAME
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # A wheel carries the sources as package data; a source checkout has them at the repository root.
 _SOURCE_CANDIDATES = (_PACKAGE_DIR / "_plugins" / "trt_gridsample", _PACKAGE_DIR.parent / "plugins" / "trt_gridsample")
-
-
-class PluginBuildError(RuntimeError):
-    """The plugin cannot be built here; the message says what is missing and how to provide it."""
 
 
 def plugin_source_dir() -> Path:
@@ -31,7 +26,7 @@ def plugin_source_dir() -> Path:
     for candidate in _SOURCE_CANDIDATES:
         if (candidate / "CMakeLists.txt").is_file():
             return candidate
-    raise PluginBuildError(
+    raise PluginError(
         "the plugin sources (plugins/trt_gridsample) are not in this installation; "
         "install dattn from a source checkout or a wheel that includes them")
 
@@ -44,7 +39,7 @@ def default_build_dir() -> Path:
 
 def plugin_path() -> Path | None:
     """The plugin library to load: $DATTN_TRT_PLUGIN, else the default build, else a build in the checkout."""
-    override = os.environ.get(PLUGIN_ENV)
+    override = os.environ.get(LIBRARY_ENV)
     if override:
         return Path(override) if Path(override).is_file() else None
     candidates = [default_build_dir() / LIBRARY_NAME]
@@ -67,33 +62,6 @@ def find_nvcc() -> str | None:
     return "/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").is_file() else None
 
 
-def cuda_include_dir(nvcc: str) -> Path | None:
-    """The CUDA headers nvcc compiles against (TensorRT's headers include cuda_runtime_api.h)."""
-    # nvcc may be a wrapper script, so ask it rather than guessing from its path.
-    result = subprocess.run([nvcc, "--dryrun", "-c", "-x", "cu", os.devnull, "-o", os.devnull],
-                            capture_output=True, text=True)
-    for match in re.finditer(r'INCLUDES="([^"]*)"', result.stdout + result.stderr):
-        for flag in match.group(1).split():
-            path = Path(flag[2:].strip('"')) if flag.startswith("-I") else None
-            if path is not None and (path / "cuda_runtime_api.h").is_file():
-                return path.resolve()
-    return None
-
-
-def nvcc_version(nvcc: str) -> tuple[int, int]:
-    output = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"release (\d+)\.(\d+)", output)
-    if match is None:
-        raise PluginBuildError(f"cannot read the CUDA version from `{nvcc} --version`")
-    return int(match.group(1)), int(match.group(2))
-
-
-def candidate_cuda_archs() -> list[int]:
-    """The architectures the plugin targets (Jetson and desktop), as listed in its CMakeLists.txt."""
-    text = (plugin_source_dir() / "CMakeLists.txt").read_text()
-    return [int(arch) for arch in re.search(r"set\(DATTN_CANDIDATE_ARCHS ([\d ]+)\)", text).group(1).split()]
-
-
 def _tensorrt_include_hint(tensorrt_root: str | os.PathLike | None) -> str | None:
     """A folder with NvInfer.h, as CMake will look for it; None when there is none."""
     roots = [tensorrt_root, os.environ.get("TRT_INCLUDE_DIR"), os.environ.get("TENSORRT_ROOT")]
@@ -114,13 +82,13 @@ def build_plugin(build_dir: str | os.PathLike | None = None, tensorrt_root: str 
     """
     cmake = shutil.which("cmake")
     if cmake is None:
-        raise PluginBuildError("cmake (3.18 or newer) is not on PATH: `pip install cmake` or your package manager")
+        raise PluginError("cmake (3.18 or newer) is not on PATH: `pip install cmake` or your package manager")
     nvcc = find_nvcc()
     if nvcc is None:
-        raise PluginBuildError("nvcc is not found: install the CUDA toolkit, or set CUDA_HOME or CUDACXX")
+        raise PluginError("nvcc is not found: install the CUDA toolkit, or set CUDA_HOME or CUDACXX")
     include = _tensorrt_include_hint(tensorrt_root)
     if include is None:
-        raise PluginBuildError(
+        raise PluginError(
             "TensorRT headers (NvInfer.h) are not found: pass --tensorrt-root (or set TENSORRT_ROOT / "
             "TRT_INCLUDE_DIR); on Jetson they are in /usr/include/aarch64-linux-gnu (package libnvinfer-dev)")
 
@@ -139,10 +107,10 @@ def build_plugin(build_dir: str | os.PathLike | None = None, tensorrt_root: str 
         print("+", " ".join(step), flush=True)
         # Output goes straight to the terminal: compiling for a dozen architectures takes a while.
         if subprocess.run(step).returncode != 0:
-            raise PluginBuildError(f"`{' '.join(step)}` failed; see the output above")
+            raise PluginError(f"`{' '.join(step)}` failed; see the output above")
     library = build / LIBRARY_NAME
     if not library.is_file():
-        raise PluginBuildError(f"the build finished but {library} is missing")
+        raise PluginError(f"the build finished but {library} is missing")
     return library
 
 
@@ -171,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         try:
             library = build_plugin(args.build_dir, args.tensorrt_root, args.cuda_archs)
-        except PluginBuildError as error:
+        except PluginError as error:
             print(f"dattn plugin build: {error}", file=sys.stderr)
             return 1
         print(library)
         return 0
     library = plugin_path()
     if library is None:
-        print(f"no {LIBRARY_NAME} found: run `dattn plugin build` or set {PLUGIN_ENV}", file=sys.stderr)
+        print(f"no {LIBRARY_NAME} found: run `dattn plugin build` or set {LIBRARY_ENV}", file=sys.stderr)
         return 1
     print(library)
     return 0
