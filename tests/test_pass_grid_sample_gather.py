@@ -139,3 +139,24 @@ def test_no_float64_and_valid_dtypes():
     doubles = [v.name for v in inferred.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE]
     doubles += [i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.DOUBLE]
     assert doubles == []
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_float16_graph_at_batch_2_agrees_with_torch(align_corners):
+    # Batch 2 of a 40x40 map has 3200 rows: past 2048, float16 can no longer count them one by one.
+    n, c, h, w = 2, 8, 40, 40
+    node = onnx.helper.make_node("GridSample", ["x", "grid"], ["y"], name="sample", align_corners=int(align_corners))
+    graph = onnx.helper.make_graph(
+        [node], "float16_sampling",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT16, [n, c, h, w]),
+         onnx.helper.make_tensor_value_info("grid", onnx.TensorProto.FLOAT16, [n, 12, 12, 2])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT16, [n, c, 12, 12])])
+    model = grid_sample_to_gather(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 16)]))
+    onnx.checker.check_model(model, full_check=True)
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(n, c, h, w, generator=generator).half()
+    grid = (torch.rand(n, 12, 12, 2, generator=generator) * 2 - 1).half()
+    expected = F.grid_sample(x.float(), grid.float(), mode="bilinear", align_corners=align_corners).numpy()
+    got = _run(model, {"x": x.numpy(), "grid": grid.numpy()})[0].astype(np.float32)
+    # float16 arithmetic rounds the bilinear weights (coordinates near pixel 40 to 1/32); a wrong pixel is off by ~1.
+    np.testing.assert_allclose(got, expected, rtol=0, atol=0.06)

@@ -18,8 +18,7 @@ fractional weight NaN (inf - inf), and the masked corner contributes 0 * NaN = N
 same outputs fall out of the arithmetic; indices are built from masked coordinates only, so
 no NaN ever reaches a Cast to int64.
 
-Limit: flat indices are computed in the grid's float type before the Cast, so they are
-exact while N * prod(spatial) <= 2**24 (float32), e.g. a batch of 16 at 1024 x 1024.
+Indices are computed in int64 from the masked corners, so they stay exact in float16 graphs and at any size.
 """
 
 from __future__ import annotations
@@ -62,7 +61,8 @@ def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[
 
     x_shape = b.op("Shape", x)
     # Grid component k indexes spatial axis (rank-1-k): x -> width, y -> height, z -> depth.
-    sizes = b.cast(b.dims(x_shape, [nd + 1 - k for k in range(nd)]), ftype)  # (nd,)
+    spatial = b.dims(x_shape, [nd + 1 - k for k in range(nd)])  # (nd,) int64
+    sizes = b.cast(spatial, ftype)
 
     one = fconst(1.0)
     g1 = b.op("Add", grid, one)
@@ -77,7 +77,8 @@ def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[
     weights = b.op("Concat", b.unsqueeze(b.op("Sub", one, frac), [0]), b.unsqueeze(frac, [0]), axis=0)
     # Corners are whole numbers, so > -1 means >= 0 (GreaterOrEqual needs opset 12); NaN is never inside.
     inside = b.op("And", b.op("Greater", corners, fconst(-1.0)), b.op("Less", corners, sizes))
-    corners = b.op("Where", inside, corners, fconst(0.0))
+    # Indices are integers from here on: a float16 grid could not count past 2048 (batch 2 of a 32x32 map).
+    corners = b.cast(b.op("Where", inside, corners, fconst(0.0)), TensorProto.INT64)
     weights = b.op("Mul", weights, b.cast(inside, ftype))
 
     # Outer sum/product over the components: (2, ..., 2, N, *out), x's corner axis the last of the 2s.
@@ -93,17 +94,17 @@ def _rewrite(model: onnx.ModelProto, node: onnx.NodeProto, types: dict) -> list[
             ck = b.op("Mul", ck, stride)
         flat_index = ck if flat_index is None else b.op("Add", flat_index, ck)
         weight = wk if weight is None else b.op("Mul", weight, wk)
-        size_k = b.op("Gather", sizes, k_index, axis=0)
+        size_k = b.op("Gather", spatial, k_index, axis=0)
         stride = size_k if stride is None else b.op("Mul", stride, size_k)
 
     # Rows of a channel-last copy of X, one row per (batch, pixel): Gather copies whole rows of C
     # values, which measured ~2x faster in ORT than GatherElements with indices expanded over C.
     perm = [0, *range(2, nd + 2), 1]
     rows = b.op("Reshape", b.op("Transpose", x, perm=perm), b.op("Concat", b.const([-1]), b.dims(x_shape, [1]), axis=0))
-    batch = b.cast(b.op("Gather", x_shape, b.const(0), axis=0), ftype)
-    offsets = b.op("Range", fconst(0.0), b.op("Mul", batch, stride), stride)  # n * prod(spatial)
+    batch = b.op("Gather", x_shape, b.const(0), axis=0)
+    offsets = b.op("Range", b.const(0), b.op("Mul", batch, stride), stride)  # n * prod(spatial)
     offsets = b.op("Reshape", offsets, b.const([-1] + [1] * nd))
-    index = b.cast(b.op("Add", flat_index, offsets), TensorProto.INT64)
+    index = b.op("Add", flat_index, offsets)
     picked = b.op("Gather", rows, index, axis=0)  # (2, ..., 2, N, *out, C)
     weight = b.unsqueeze(weight, [-1])
     x_type = elem_type(types, x, ftype)
