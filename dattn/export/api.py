@@ -1,192 +1,259 @@
-"""`dattn.export`: checkpoint -> deployable ONNX (verified against PyTorch), or a TensorRT engine."""
+"""`dattn.export`: checkpoint -> deployable ONNX, TensorRT engine, Jetson bundle or Triton repository, verified.
+
+The steps: check the whole request (nothing is loaded or written before it passes), load the checkpoint, trace it
+to ONNX, build the graph for the precision asked (FP32, FP16, INT8), verify it against PyTorch (and by mAP with a
+data yaml), then write the product. Outputs are staged beside their destinations and renamed into place only when
+everything succeeded: a failure or an interruption leaves nothing behind (except the verification picture of a
+failed verification, which shows why).
+"""
 
 from __future__ import annotations
 
-import os
 import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 import torch
 
-from dattn.errors import ConfigError, VerificationError
-from dattn.export import passes
-from dattn.export.files import staged_beside, write_atomically
+from dattn.errors import VerificationError
+from dattn.export import pipeline
+from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
-from dattn.export.targets import ExportPlan, plan_export
+from dattn.export.request import ExportRequest, check_request
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
-
-FORMATS = ("onnx", "engine")
-VERIFY_RTOL = 1e-3  # raw-output error allowed, relative to the output's scale
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"dattn export: {message}", file=sys.stderr, flush=True)
 
 
-def normalize_imgsz(imgsz) -> tuple[int, int]:
-    sizes = [imgsz] * 2 if isinstance(imgsz, int) else list(imgsz)
-    if len(sizes) == 1:
-        sizes *= 2
-    if len(sizes) != 2 or any(not isinstance(s, int) or s < 32 or s % 32 for s in sizes):
-        raise ConfigError(f"--imgsz must be one or two multiples of 32 (the model's stride), got {imgsz}")
-    return sizes[0], sizes[1]
+@dataclass
+class Report:
+    """What the summary says: the choices, the checks and their figures, the files written."""
+
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def resolve_output(weights: Path, output: str | Path | None, suffix: str) -> Path:
-    """Where to write: `output`, or the weights' name with `suffix`; never the weights themselves."""
-    path = Path(output) if output else weights.with_suffix(suffix)
-    if path.exists() and path.resolve() == weights.resolve():
-        raise ConfigError(f"{path}: refusing to overwrite the input weights; pass another --output")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder; pass a file path to --output")
-    folder = path.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{path}: cannot be written, folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"{path}: cannot be written, folder {folder} is not writable")
-    return path
-
-
-def deployable_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> onnx.ModelProto:
-    """The passes, in order: einsum, LayerNorm (if the target needs it), GridSample form, cleanup."""
-    model = passes.decompose_einsum(raw)
-    if plan.decompose_layer_norm:
-        model = passes.decompose_layer_norm(model)
-    if plan.grid_sample == "gather":
-        model = passes.grid_sample_to_gather(model)
-    elif plan.grid_sample == "plugin":
-        model = passes.grid_sample_to_plugin(model)
-    if simplify:
-        model = _simplified(model)
-    passes.assert_no_float64(model)
-    onnx.checker.check_model(model)
-    return model
-
-
-def _simplified(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnxslim
-
-    model = onnxslim.slim(model)
-    # onnxslim cannot type the outputs of custom ops and records them as UNDEFINED, which ORT rejects
-    untyped = [vi for vi in model.graph.value_info if vi.type.tensor_type.elem_type == onnx.TensorProto.UNDEFINED]
-    for vi in untyped:
-        model.graph.value_info.remove(vi)
-    return model
-
-
-def _load_model(weights: Path):
-    from dattn.ultralytics.load import load
-
-    return load(weights).model
-
-
-def export(
-    weights: str | Path,
-    format: str = "onnx",
-    imgsz=640,
-    batch: int = 1,
-    dynamic: bool = False,
-    opset: int | None = None,
-    grid_sample: str = "auto",
-    target: str = "ort",
-    simplify: bool = True,
-    verify: bool = True,
-    output: str | Path | None = None,
-    device: str = "cpu",
-    conf: float = 0.25,
-) -> Path:
+def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto", target=None,
+           half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0, simplify=True, verify=True,
+           conf=0.25, output=None, device="cpu", exporter="torchscript", raw_engine=False, sm=None,
+           min_imgsz=None, max_imgsz=None, keep_onnx=False) -> Path:
     """Export a YOLO checkpoint (with or without DAttention) and return the path written.
 
-    format "onnx" writes a deployable ONNX for `target` and, with `verify`, checks it against PyTorch
-    with ONNX Runtime; "engine" also builds a TensorRT engine from it (needs the `tensorrt` package).
-    Raises ConfigError or CheckpointError for bad input (nothing is written then) and
-    VerificationError when ONNX Runtime disagrees with PyTorch.
+    format: "onnx" (default; or inferred from an --output ending in .engine), "engine" (TensorRT; for
+    --target trt-rtx, TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository).
+    half / int8: FP16 graph (or builder flag) / INT8 Q/DQ calibrated on `data` (an ultralytics data yaml or a
+    folder of images, up to `calib_images`). With a data yaml the mAP50-95 of FP32 and the reduced precision are
+    compared, and INT8 fails beyond `max_map_drop` points.
+    Raises ConfigError or CheckpointError for bad input (nothing is written then) and VerificationError when the
+    export disagrees with PyTorch or loses too much accuracy.
     """
-    if format not in FORMATS:
-        raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    if batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {batch}")
-    size = normalize_imgsz(imgsz)
-    plan = plan_export(target, opset, grid_sample)
-    weights = Path(weights)
-    onnx_path = resolve_output(weights, output if format == "onnx" else None, ".onnx")
-    engine_path = resolve_output(weights, output, ".engine") if format == "engine" else None
-    if format == "engine":
-        from dattn.export.tensorrt import check_tensorrt_available
-
-        check_tensorrt_available()
-
+    request = check_request(weights, format, imgsz, batch, dynamic, opset, grid_sample, target, half, int8, data,
+                            calib_images, max_map_drop, simplify, verify, conf, output, device, exporter, raw_engine,
+                            sm, min_imgsz, max_imgsz, keep_onnx)
     started = time.perf_counter()
-    _say(f"dattn export: loading {weights}")
-    model = _load_model(weights)
-    _say(f"dattn export: tracing at {batch}x3x{size[0]}x{size[1]}, opset {plan.opset}{', dynamic' if dynamic else ''}")
-    example = torch.zeros(batch, 3, *size, device=device)
-    raw = export_onnx(prepare_for_export(model, dynamic).to(device), example, plan.opset, dynamic)
-    _say(f"dattn export: rewriting (einsum, grid-sample {plan.grid_sample}{', layer-norm' if plan.decompose_layer_norm else ''}"
-         f"{', onnxslim' if simplify else ''})")
-    deployable = deployable_onnx(raw, plan, simplify)
-    metadata = {**ultralytics_metadata(model, size, batch, dynamic, plan.opset), **dattn_metadata(plan.grid_sample, plan.opset, plan.target.name)}
-    deployable = with_metadata(deployable, metadata)
+    report = Report(warnings=list(request.warnings) + list(request.plan.warnings))
+    _say(f"loading {request.weights}")
+    from dattn.ultralytics.load import load
 
-    report = None
-    if verify:
-        report = _verify_then_write(model, deployable, onnx_path, plan, size, batch, dynamic, conf)
-    else:
-        write_atomically(onnx_path, deployable.SerializeToString())
-    result = onnx_path
-    if format == "engine":
-        from dattn.export.tensorrt import build_engine
-
-        _say(f"dattn export: building TensorRT engine {engine_path}")
-        build_engine(onnx_path, engine_path, uses_plugin=plan.grid_sample == "plugin")
-        result = engine_path
-    _summary(plan, onnx_path, deployable, report, time.perf_counter() - started)
-    return result
-
-
-def _verify_then_write(model, deployable, onnx_path, plan, size, batch, dynamic, conf):
-    with staged_beside(onnx_path, deployable.SerializeToString()) as staged:
-        return _verify(model, staged, onnx_path, plan, size, batch, dynamic, conf)
+    model = load(request.weights).model
+    raw = _trace(model, request)
+    has_sampling = any(n.op_type == "GridSample" for n in raw.graph.node)
+    report.lines += _choices(request, raw, has_sampling)
+    graphs = _graphs(model, raw, request, report)
+    with StagedOutputs() as staged:
+        if request.verify:
+            _verify(model, graphs, request, report, staged)
+        else:
+            report.lines.append("not verified (--no-verify)")
+        _write_product(graphs, request, report, staged)
+        written = staged.commit(*[path for path in staged.paths if path != request.picture])
+        if request.picture in staged.paths:
+            try:
+                written += staged.commit(request.picture)
+            except OSError as e:  # the picture is a by-product: say so, keep the export
+                report.warnings.append(f"could not write {request.picture} ({e.strerror or e})")
+    report.lines.append("wrote " + ", ".join(str(p) for p in written))
+    _summary(request, report, time.perf_counter() - started)
+    return request.output
 
 
-def _verify(model, staged: Path, onnx_path: Path, plan, size, batch, dynamic, conf):
-    """Compare the staged ONNX with PyTorch; raise VerificationError (the ONNX is then not written)."""
+# ---- steps --------------------------------------------------------------------------------------
+
+
+def _trace(model, request: ExportRequest) -> onnx.ModelProto:
+    plan = request.plan
+    _say(f"tracing at {request.batch}x3x{request.imgsz[0]}x{request.imgsz[1]}, opset {plan.opset}"
+         f"{', dynamic' if request.dynamic else ''} ({request.exporter} exporter)")
+    example = torch.zeros(request.batch, 3, *request.imgsz, device=request.device)
+    return export_onnx(prepare_for_export(model, request.dynamic).to(request.device), example, plan.opset, request.dynamic)
+
+
+def _choices(request: ExportRequest, raw: onnx.ModelProto, has_sampling: bool) -> list[str]:
+    """The plan's reasons that concern this graph: no grid-sample talk for a model without DAttention."""
+    has_layer_norm = any(n.op_type == "LayerNormalization" for n in raw.graph.node)
+    lines = []
+    for reason in request.plan.reasons:
+        if reason.startswith("grid-sample") and not has_sampling:
+            continue
+        if reason.startswith("LayerNormalization") and not has_layer_norm:
+            continue
+        lines.append(f"chose {reason}")
+    if not has_sampling:
+        lines.append("no DAttention in this model: no sampling step to export")
+    return lines
+
+
+def _with_metadata(graph: onnx.ModelProto, model, request: ExportRequest, precision: str) -> onnx.ModelProto:
+    meta = ultralytics_metadata(model, request.imgsz, request.batch, request.dynamic, request.plan.opset, precision)
+    meta.update(dattn_metadata(request.plan.grid_sample, request.plan.opset, request.plan.target.name, precision))
+    return with_metadata(graph, meta)
+
+
+def _graphs(model, raw: onnx.ModelProto, request: ExportRequest, report: Report) -> dict[str, onnx.ModelProto]:
+    """The deployable graphs by precision: always "fp32", plus the one asked for."""
+    plan = request.plan
+    ops = {n.op_type for n in raw.graph.node}
+    steps = ["einsum", *([f"grid-sample {plan.grid_sample}"] if "GridSample" in ops else []),
+             *(["layer-norm"] if plan.decompose_layer_norm and "LayerNormalization" in ops else []),
+             *(["onnxslim"] if request.simplify else [])]
+    _say(f"rewriting ({', '.join(steps)})")
+    graphs = {"fp32": _with_metadata(pipeline.float32_onnx(raw, plan, request.simplify), model, request, "fp32")}
+    if request.precision == "fp16" and (request.format != "engine" or _builds_strongly_typed_only(request)):
+        _say("converting to FP16")
+        half, kept = pipeline.float16_onnx(raw, plan, request.simplify)
+        graphs["fp16"] = _with_metadata(half, model, request, "fp16")
+        report.lines.append("FP16: computing in FP32 still: " + ", ".join(f"{op} x{n}" for op, n in sorted(kept.items())))
+    if request.precision == "int8":
+        flavour = _int8_flavour(request)
+        _say(f"calibrating INT8 ({flavour} flavour) on {len(request.dataset.calibration)} images from {request.dataset.source}")
+        head_scope = f"/model.{len(model.model) - 1}/"
+        quantized, kept = pipeline.int8_onnx(raw, plan, request.simplify, request.dataset.calibration, request.imgsz,
+                                             flavour, head_scope)
+        graphs["int8"] = _with_metadata(quantized, model, request, "int8")
+        report.lines.append(f"INT8 ({flavour} flavour, Q/DQ): {kept} nodes left in float (stem, detection head, sampling)")
+    return graphs
+
+
+def _builds_strongly_typed_only(request: ExportRequest) -> bool:
+    """TensorRT 11.x and RTX build FP16 from an FP16 ONNX; 8.x-10.x from the FP32 one with a builder flag."""
+    from dattn.export.tensorrt import builds_strongly_typed_only, import_tensorrt
+
+    return builds_strongly_typed_only(import_tensorrt(request.tensorrt_module))
+
+
+def _int8_flavour(request: ExportRequest) -> str:
+    """TensorRT needs symmetric int8; ONNX Runtime on x86 runs uint8 activations fastest."""
+    return "onnxruntime" if request.plan.target.name == "ort" and request.format in ("onnx", "triton") else "tensorrt"
+
+
+def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    """Each graph against PyTorch at its precision's tolerance; mAP side by side with a data yaml."""
     from dattn.export import verify as v
 
-    _say("dattn export: verifying with ONNX Runtime against PyTorch")
+    uses_plugin = request.plan.grid_sample == "plugin"
     reference = v.torch_runner(prepare_for_export(model, dynamic=True))  # dynamic: Detect recomputes anchors per shape
-    candidate = v.onnxruntime_runner(staged, uses_plugin=plan.grid_sample == "plugin")
-    results, picture = [], None
-    for name, inputs in v.verification_cases(size, batch, dynamic):
-        result, det_torch, det_onnx = v.compare(name, inputs, reference, candidate, conf)
-        results.append(result)
-        _say("  " + result.line())
-        if picture is None and name in v.SAMPLE_IMAGES:
-            picture = (inputs[0], det_torch[0], det_onnx[0])
-    png = onnx_path.with_name(onnx_path.stem + "_verify.png")
-    v.side_by_side_png(png, *picture, names=dict(model.names))
-    failed = [r for r in results if not r.passed(VERIFY_RTOL)]
-    if failed:
-        raise VerificationError(
-            f"{onnx_path}: not written, ONNX Runtime disagrees with PyTorch on {', '.join(r.name for r in failed)} "
-            f"(tolerance {VERIFY_RTOL:g} relative; see {png}); --no-verify writes it anyway"
-        )
-    return results
+    extra_images = v.validation_images(request.dataset) if request.dataset is not None else []
+    cases = v.verification_cases(request.imgsz, request.batch, request.dynamic, extra_images)
+    # The picture shows a dataset image where there is one: there the model's detections mean something.
+    shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
+    failures, picture = [], None
+    with tempfile.TemporaryDirectory(prefix="dattn-verify-") as folder:
+        paths = {}
+        for precision, graph in graphs.items():
+            paths[precision] = Path(folder) / f"{precision}.onnx"
+            onnx.save(graph, str(paths[precision]))
+            _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
+            candidate = v.onnxruntime_runner(paths[precision], uses_plugin=uses_plugin)
+            results = []
+            for name, inputs in cases:
+                result, det_torch, det_export = v.compare(name, inputs, reference, candidate, request.conf, v.TOLERANCES[precision])
+                results.append(result)
+                _say("  " + result.line())
+                if precision == request.precision and name == shown:
+                    picture = (inputs[0], det_torch[0], det_export[0])
+            report.lines.append(f"{precision.upper()}: " + v.summary(results))
+            failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
+        _write_picture(picture, model, request, report, staged)
+        if failures:
+            staged.commit(request.picture)
+            raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
+                                    f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
+        if request.dataset is not None and request.dataset.data_yaml is not None:
+            _compare_map(paths, request, report)
 
 
-def _summary(plan: ExportPlan, path: Path, model: onnx.ModelProto, report, seconds: float) -> None:
-    ops = sorted({n.op_type for n in model.graph.node if n.op_type in {"GridSample", "LayerNormalization", "Einsum"} or n.domain})
-    _say(f"dattn export: done in {seconds:.1f} s for target {plan.target.name} ({plan.target.description})")
-    for reason in plan.reasons:
-        _say(f"  chose {reason}")
-    for warning in plan.warnings:
-        _say(f"  WARNING: {warning}")
-    _say(f"  notable ops: {', '.join(ops) or 'none'}; no Einsum, no float64")
-    if report is not None:
-        worst = max(r.max_rel for r in report)
-        _say(f"  verified on {len(report)} inputs: worst relative error {worst:.1e}, detections identical")
+def _write_picture(picture, model, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export import verify as v
+
+    png = v.side_by_side_png(*picture, names=dict(model.names), right_title=f"ONNX Runtime ({request.precision.upper()})")
+    staged.file(request.picture, png)
+
+
+def _compare_map(paths: dict[str, Path], request: ExportRequest, report: Report) -> None:
+    from dattn.export.accuracy import validation_map
+
+    if request.plan.grid_sample == "plugin":
+        report.lines.append("mAP not measured: ultralytics cannot run the plugin node")
+        return
+    if request.imgsz[0] != request.imgsz[1] and not request.dynamic:
+        report.lines.append("mAP not measured: ultralytics' validator letterboxes to a square, this export is not square")
+        return
+    maps = {}
+    for precision, path in paths.items():
+        _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
+        maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch)
+    report.lines.append("mAP50-95 / mAP50 on the val split: " + ", ".join(
+        f"{p.upper()} {m[0]:.1f} / {m[1]:.1f}" for p, m in maps.items()))
+    if request.precision == "int8":
+        drop = maps["fp32"][0] - maps["int8"][0]
+        if drop > request.max_map_drop:
+            raise VerificationError(f"{request.output}: not written, INT8 loses {drop:.1f} points of mAP50-95 "
+                                    f"(FP32 {maps['fp32'][0]:.1f}, INT8 {maps['int8'][0]:.1f}; --max-map-drop "
+                                    f"{request.max_map_drop:g}); calibrate on more images (--calib-images) or use --half")
+
+
+def _write_product(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    if request.format == "onnx":
+        staged.file(request.output, graphs[request.precision].SerializeToString())
+    elif request.format == "engine":
+        _write_engine(graphs, request, report, staged)
+
+
+def _write_engine(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export.tensorrt import MODULES, build_serialized_engine, dynamic_profile, engine_file, engine_metadata
+
+    graph = graphs.get(request.precision, graphs["fp32"])  # no FP16 graph where a builder flag makes FP16
+    profile = dynamic_profile(request.batch, request.imgsz, request.min_imgsz, request.max_imgsz) if request.dynamic else None
+    metadata = engine_metadata(graph)
+    if profile is not None:
+        metadata["dattn_profile"] = profile.as_metadata()
+    with tempfile.TemporaryDirectory(prefix="dattn-engine-") as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        onnx.save(graph, str(onnx_path))
+        _say(f"building the {request.precision.upper()} engine with {MODULES[request.tensorrt_module]} "
+             f"(this takes a while)")
+        plan = build_serialized_engine(onnx_path, request.precision, profile, request.plan.grid_sample == "plugin",
+                                       request.tensorrt_module, request.sm)
+    staged.file(request.output, engine_file(plan, metadata, request.raw_engine))
+    if request.keep_onnx:
+        kept = request.output.with_suffix(".onnx")
+        staged.file(kept, graph.SerializeToString())
+        report.lines.append(f"the ONNX the engine was built from: {kept}")
     else:
-        _say("  not verified (--no-verify)")
+        report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
+    form = "bare TensorRT plan (--raw-engine)" if request.raw_engine else "ultralytics header + plan"
+    report.lines.append(f"engine: {form}" + (f", profile {profile.as_metadata()}" if profile else ", static shapes"))
 
+
+def _summary(request: ExportRequest, report: Report, seconds: float) -> None:
+    target = request.plan.target
+    _say(f"done in {seconds:.1f} s: {request.format}, {request.precision.upper()}, for {target.name} ({target.description})")
+    for line in report.lines:
+        _say("  " + line)
+    for warning in report.warnings:
+        _say("  WARNING: " + warning)

@@ -11,7 +11,8 @@ from datetime import datetime
 import onnx
 
 
-def ultralytics_metadata(model, imgsz: tuple[int, int], batch: int, dynamic: bool, opset: int) -> dict[str, str]:
+def ultralytics_metadata(model, imgsz: tuple[int, int], batch: int, dynamic: bool, opset: int,
+                         precision: str = "fp32") -> dict[str, str]:
     """The keys ultralytics' exporter writes, for a loaded ultralytics `model` (a DetectionModel)."""
     import ultralytics
 
@@ -27,16 +28,18 @@ def ultralytics_metadata(model, imgsz: tuple[int, int], batch: int, dynamic: boo
         "batch": str(batch),
         "imgsz": str(list(imgsz)),
         "names": str(dict(model.names)),
-        "args": str({"batch": batch, "imgsz": list(imgsz), "dynamic": dynamic, "half": False, "int8": False, "nms": False, "opset": opset}),
+        "args": str({"batch": batch, "imgsz": list(imgsz), "dynamic": dynamic, "half": precision == "fp16",
+                     "int8": precision == "int8", "nms": False, "opset": opset}),
         "channels": str(yaml.get("channels", 3)),
         "end2end": "False",
     }
 
 
-def dattn_metadata(grid_sample: str, opset: int, target: str) -> dict[str, str]:
+def dattn_metadata(grid_sample: str, opset: int, target: str, precision: str = "fp32") -> dict[str, str]:
     from dattn import __version__
 
-    return {"dattn_version": __version__, "dattn_grid_sample": grid_sample, "dattn_opset": str(opset), "dattn_target": target}
+    return {"dattn_version": __version__, "dattn_grid_sample": grid_sample, "dattn_opset": str(opset),
+            "dattn_target": target, "dattn_precision": precision}
 
 
 def with_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> onnx.ModelProto:

@@ -1,93 +1,160 @@
 """Build a TensorRT engine from a deployable ONNX: a thin, typed layer over TensorRT's Python API.
 
-Works with TensorRT 8.x-11.x (`tensorrt`) and TensorRT for RTX (`tensorrt_rtx`, same API). The file
-written carries ultralytics' engine header (4-byte little-endian length + JSON metadata), so
-`YOLO("best.engine")` reads names, stride and image size from it.
+One code path for TensorRT 8.x, 10.x, 11.x (`tensorrt`) and TensorRT for RTX (`tensorrt_rtx`): the differences
+between generations are detected from what the module offers, never from its version string:
+- explicit batch: a network creation flag up to 8.x (deprecated and ignored in 10, gone in 11);
+- the workspace limit: `set_memory_pool_limit` from 8.4, `max_workspace_size` before;
+- precision: builder flags FP16/INT8 up to 10.x ("weakly typed"); 11.x and RTX build strongly typed networks only,
+  so there FP16 is an FP16 ONNX and INT8 a Q/DQ ONNX, built as they are;
+- compute capability (RTX builds ahead of time for the SMs named in `ComputeCapability`).
+The file carries ultralytics' engine header (4-byte little-endian length + JSON metadata), so
+`YOLO("best.engine")` reads names, stride and image size; or, with raw=True, the bare plan that trtexec,
+DeepStream and C++ loaders read.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from dattn.errors import ConfigError
-from dattn.export.files import write_atomically
 
+MODULES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT for RTX"}
+INSTALL_HINTS = {
+    "tensorrt": "on a desktop `pip install tensorrt`; on a Jetson it comes with JetPack (python3-libnvinfer)",
+    "tensorrt_rtx": "on an RTX PC `pip install tensorrt-rtx-cu12`",
+}
+WORKSPACE_BYTES = 4 << 30
 # Metadata values ultralytics stores as Python literals in ONNX but as JSON values in engines.
-_LITERAL_KEYS = {"stride", "batch", "channels", "imgsz", "names", "args", "end2end"}
+_LITERAL_KEYS = {"stride", "batch", "channels", "imgsz", "names", "args", "end2end", "dattn_profile"}
 
 
-def import_tensorrt(module_name: str = "tensorrt"):
+def import_tensorrt(module_name: str):
+    """The TensorRT module, or a ConfigError saying how to install it."""
     try:
         return __import__(module_name)
     except ImportError:
         raise ConfigError(
-            f"--format engine needs TensorRT's Python package '{module_name}': pip install tensorrt on a desktop GPU, "
-            "or use JetPack's python3-libnvinfer on a Jetson; --format onnx works without it"
+            f"--format engine needs {MODULES[module_name]}'s Python package '{module_name}' ({INSTALL_HINTS[module_name]}); "
+            "--format onnx works without it"
         ) from None
 
 
-def check_tensorrt_available(module_name: str = "tensorrt") -> None:
-    import_tensorrt(module_name)
+def builds_strongly_typed_only(trt) -> bool:
+    """TensorRT 11 and TensorRT for RTX have no FP16/INT8 builder flags: precision comes from the ONNX's types."""
+    return not hasattr(trt.BuilderFlag, "FP16")
 
 
-def _major(trt) -> int:
-    return int(trt.__version__.split(".")[0])
+def compute_capabilities(trt) -> list[int]:
+    """The SMs a TensorRT for RTX can build for ahead of time (e.g. 86); empty for TensorRT, which builds for its GPU."""
+    members = getattr(trt, "ComputeCapability", None)
+    names = getattr(members, "__members__", {}) if members is not None else {}
+    return sorted(int(name[2:]) for name in names if name.startswith("SM") and name[2:].isdigit())
 
 
-def engine_metadata(onnx_model: onnx.ModelProto) -> dict:
-    props = {p.key: p.value for p in onnx_model.metadata_props}
-    return {k: ast.literal_eval(v) if k in _LITERAL_KEYS else v for k, v in props.items()}
+@dataclass(frozen=True)
+class Profile:
+    """An optimisation profile for the dynamic input: NCHW shapes, smallest, optimal and largest."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def as_metadata(self) -> dict:
+        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
 
 
-def build_serialized_engine(onnx_path: Path, uses_plugin: bool = False, fp16: bool = False, module_name: str = "tensorrt") -> bytes:
-    """Parse `onnx_path` and build a serialized engine; raises RuntimeError with the parser's errors."""
+def dynamic_profile(batch: int, imgsz: tuple[int, int], min_imgsz: tuple[int, int] | None,
+                    max_imgsz: tuple[int, int] | None) -> Profile:
+    """Batch 1..`batch` (optimal: `batch`), images `min_imgsz`..`max_imgsz` (optimal: `imgsz`).
+
+    Defaults: half and twice `imgsz`, in multiples of 32 and at least 32. ConfigError for a profile whose
+    minimum exceeds its optimum or its optimum its maximum.
+    """
+    low = min_imgsz or tuple(max(32, s // 2 // 32 * 32) for s in imgsz)
+    high = max_imgsz or tuple(s * 2 for s in imgsz)
+    for side, a, b, c in zip(("height", "width"), low, imgsz, high):
+        if not a <= b <= c:
+            raise ConfigError(f"dynamic profile: the {side} must grow from --min-imgsz to --imgsz to --max-imgsz, "
+                              f"got {a}, {b}, {c}")
+    return Profile((1, 3, *low), (batch, 3, *imgsz), (batch, 3, *high))
+
+
+def _create_network(trt, builder):
+    flag = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    if flag is not None and not hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        return builder.create_network(1 << int(flag))  # 8.x: implicit batch is the default there
+    return builder.create_network(0)  # 10.x and later: always explicit batch; 11.x/RTX: always strongly typed
+
+
+def _limit_workspace(trt, config, size: int) -> None:
+    if hasattr(config, "set_memory_pool_limit"):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, size)
+    else:
+        config.max_workspace_size = size  # 8.0-8.3
+
+
+def parse_onnx(trt, logger, onnx_path: Path):
+    """(builder, network, parser) for `onnx_path`; ConfigError with the parser's errors when it is refused."""
+    builder = trt.Builder(logger)
+    network = _create_network(trt, builder)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)).strip().replace("\n", " ") for i in range(parser.num_errors))
+        raise ConfigError(f"{MODULES.get(trt.__name__, 'TensorRT')} {trt.__version__} cannot parse {onnx_path.name}: {errors}")
+    return builder, network, parser
+
+
+def configure(trt, builder, network, precision: str, profile: Profile | None, sm: int | None):
+    """The builder config: precision flags (weakly typed TensorRT), workspace, profile, target SM."""
+    config = builder.create_builder_config()
+    _limit_workspace(trt, config, WORKSPACE_BYTES)
+    if precision != "fp32" and not builds_strongly_typed_only(trt):
+        config.set_flag(trt.BuilderFlag.FP16)  # INT8 too: the layers left unquantized run in FP16
+        if precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+    if profile is not None:
+        optimization_profile = builder.create_optimization_profile()
+        optimization_profile.set_shape(network.get_input(0).name, profile.min, profile.opt, profile.max)
+        config.add_optimization_profile(optimization_profile)
+    if sm is not None:
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(getattr(trt.ComputeCapability, f"SM{sm}"), 0)
+    return config
+
+
+def build_serialized_engine(onnx_path: Path, precision: str = "fp32", profile: Profile | None = None,
+                            uses_plugin: bool = False, module_name: str = "tensorrt", sm: int | None = None) -> bytes:
+    """Parse `onnx_path` and build a plan. precision "fp16"/"int8" sets the builder flags where TensorRT has
+    them; on strongly typed TensorRT the ONNX must already be FP16 or Q/DQ. ConfigError for a parser refusal,
+    RuntimeError when the builder fails."""
     trt = import_tensorrt(module_name)
     logger = trt.Logger(trt.Logger.WARNING)
     if uses_plugin:
         from dattn.plugin.library import load_plugin_library
 
         load_plugin_library(trt, logger)
-    builder = trt.Builder(logger)
-    explicit_batch = 0 if _major(trt) >= 10 or module_name != "tensorrt" else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(explicit_batch)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
-    config = builder.create_builder_config()
-    if fp16:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise ConfigError("this TensorRT builds strongly typed networks only: export an FP16 ONNX for FP16 engines")
-        config.set_flag(trt.BuilderFlag.FP16)
-    _add_profile_for_dynamic_input(builder, network, config)
+    builder, network, _parser = parse_onnx(trt, logger, Path(onnx_path))
+    config = configure(trt, builder, network, precision, profile, sm)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
     return bytes(serialized)
 
 
-def _add_profile_for_dynamic_input(builder, network, config) -> None:
-    """Dynamic ONNX inputs need an optimisation profile: batch 1-8 and 1/2x-2x the traced image size."""
-    tensor = network.get_input(0)
-    shape = list(tensor.shape)
-    if all(d > 0 for d in shape):
-        return
-    profile = builder.create_optimization_profile()
-    opt = [d if d > 0 else (1 if i == 0 else 640) for i, d in enumerate(shape)]
-    low = [1 if i == 0 and d < 0 else (max(32, o // 2) if d < 0 else o) for i, (d, o) in enumerate(zip(shape, opt))]
-    high = [8 if i == 0 and d < 0 else (o * 2 if d < 0 else o) for i, (d, o) in enumerate(zip(shape, opt))]
-    profile.set_shape(tensor.name, low, opt, high)
-    config.add_optimization_profile(profile)
+def engine_metadata(onnx_model: onnx.ModelProto) -> dict:
+    """The ONNX's metadata as the JSON values ultralytics' engine header holds."""
+    props = {p.key: p.value for p in onnx_model.metadata_props}
+    return {k: ast.literal_eval(v) if k in _LITERAL_KEYS else v for k, v in props.items()}
 
 
-def build_engine(onnx_path: Path, engine_path: Path, uses_plugin: bool = False, fp16: bool = False, module_name: str = "tensorrt") -> Path:
-    """Write `engine_path` (ultralytics header + engine) atomically from `onnx_path`."""
-    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
-    engine = build_serialized_engine(onnx_path, uses_plugin, fp16, module_name)
-    meta = json.dumps(engine_metadata(onnx.load(str(onnx_path), load_external_data=False))).encode()
-    write_atomically(engine_path, len(meta).to_bytes(4, "little") + meta + engine)
-    return engine_path
+def engine_file(plan: bytes, metadata: dict, raw: bool) -> bytes:
+    """The bytes of an engine file: ultralytics' header + plan, or the bare plan."""
+    if raw:
+        return plan
+    header = json.dumps(metadata).encode()
+    return len(header).to_bytes(4, "little") + header + plan

@@ -31,7 +31,7 @@ def prepare_for_export(model: torch.nn.Module, dynamic: bool) -> torch.nn.Module
     """A fused eval copy whose detection head returns one tensor, as in ultralytics' own ONNX export."""
     model = copy.deepcopy(model).float().eval()
     if hasattr(model, "fuse"):
-        model = model.fuse()
+        model = model.fuse(verbose=False)
     for p in model.parameters():
         p.requires_grad_(False)
     for m in model.modules():

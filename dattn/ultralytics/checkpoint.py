@@ -25,12 +25,15 @@ RECIPE_CLASSES = {"DAttention": DAttention, "LayerNormProxy": LayerNormProxy}
 def referenced_globals(path: str | Path) -> list[str]:
     """The dotted names of the classes and functions a checkpoint references; raises CheckpointError if unreadable."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a file")
-    with path.open("rb") as f:
-        starts_like_zip = f.read(4) == b"PK\x03\x04"
+    try:
+        if not path.exists():
+            raise CheckpointError(f"{path}: no such file")
+        if not path.is_file():
+            raise CheckpointError(f"{path}: not a file")
+        with path.open("rb") as f:
+            starts_like_zip = f.read(4) == b"PK\x03\x04"
+    except PermissionError:
+        raise CheckpointError(f"{path}: cannot be read (permission denied)") from None
     if not starts_like_zip:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (expected the zip archive that torch.save writes)")
     if not zipfile.is_zipfile(path):  # the zip directory sits at the end of the file

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dattn.ultralytics.checkpoint import CheckpointError, map_recipe_classes
+from dattn.errors import CheckpointError
+from dattn.ultralytics.checkpoint import map_recipe_classes
 from dattn.ultralytics.register import register
 
 
@@ -16,9 +17,14 @@ def load(weights: str | Path):
     if weights.suffix != ".pt":
         raise CheckpointError(f"{weights}: ultralytics checkpoints end in .pt")
     from ultralytics import YOLO
+    from ultralytics.nn.tasks import BaseModel
 
     try:
-        return YOLO(str(weights))
+        yolo = YOLO(str(weights))
     except (TypeError, AttributeError, ModuleNotFoundError) as e:  # ultralytics' own load errors, reduced to one line
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{weights}: {reason}") from None
+    if not isinstance(yolo.model, BaseModel):  # e.g. torch.save(model.model): ultralytics loads its bare layer list
+        raise CheckpointError(f"{weights}: not an ultralytics checkpoint (it holds a {type(yolo.model).__name__}, not the "
+                              "dict that YOLO(...).save() and the trainer write); save it with YOLO(...).save('best.pt')")
+    return yolo

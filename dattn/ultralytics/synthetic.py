@@ -31,7 +31,7 @@ def _draw_image(rng: np.random.Generator, imgsz: int):
     return image, labels
 
 
-def make_dataset(root: str | Path, n_train: int = 48, n_val: int = 16, imgsz: int = 160, seed: int = 0) -> Path:
+def make_dataset(root: str | Path, n_train: int = 48, n_val: int = 64, imgsz: int = 160, seed: int = 0) -> Path:
     """Write images, YOLO labels and a data yaml under `root`; returns the yaml's path."""
     import cv2
 
@@ -56,8 +56,8 @@ def train(model: str, data: str | Path, project: str | Path, epochs: int = 80, i
     from ultralytics import YOLO
 
     yolo = model if isinstance(model, YOLO) else YOLO(model)
-    yolo.train(
-        data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, workers=0, device="cpu", amp=False,
+    yolo.train(  # val=False: validated once, after the last epoch
+        data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, workers=0, device="cpu", amp=False, val=False,
         plots=False, project=str(Path(project).resolve()), name="train", exist_ok=True, seed=0, verbose=False,
     )
     best = Path(yolo.trainer.best)

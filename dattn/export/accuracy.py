@@ -1,0 +1,26 @@
+"""mAP of an exported ONNX on a dataset's validation split, by ultralytics' own validator running ONNX Runtime (CPU)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+
+def validation_map(onnx_path: Path, data_yaml: Path, imgsz: int, batch: int) -> tuple[float, float]:
+    """(mAP50-95, mAP50), in points (0-100)."""
+    from ultralytics import YOLO
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # the validator's own progress and tables would drown dattn's report
+    try:
+        with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, contextlib.redirect_stdout(io.StringIO()):
+            metrics = YOLO(str(onnx_path), task="detect").val(
+                data=str(data_yaml), imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False,
+                project=project, name="val", save_json=False)
+    finally:
+        LOGGER.setLevel(level)
+    return 100 * float(metrics.box.map), 100 * float(metrics.box.map50)

@@ -1,0 +1,126 @@
+"""INT8 by explicit quantization: a Q/DQ ONNX calibrated on images, with ONNX Runtime's `quantize_static`.
+
+Q/DQ is what every TensorRT generation from 8.0 builds and what TensorRT 11 and TensorRT for RTX require (they
+have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by measurement (README, "Precision"):
+
+- "tensorrt": symmetric int8 activations and weights (zero point 0, as TensorRT requires), per-channel weights,
+  biases left in float (TensorRT rejects an int32 bias DequantizeLinear), Percentile calibration;
+- "onnxruntime": uint8 asymmetric activations with int8 weights, ONNX Runtime's fast path on x86 (its int8 x int8
+  kernels ran slower than float32 there), MinMax calibration.
+
+Both keep in float what measurement showed quantization hurts: the first convolution (it sees the raw image), the
+detection head (its convolutions and its decoding, which mixes pixels and scores in one tensor), and the sampling
+step with what computes its coordinates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from dattn.export.passes.float16 import sampling_coordinate_nodes
+from dattn.export.verify import letterbox
+
+FLAVOURS = ("tensorrt", "onnxruntime")
+# TensorRT fuses Q/DQ into the layers that do the arithmetic and refuses quantized constants elsewhere (a scalar
+# feeding Mul, say); ONNX Runtime gains from quantizing every op it has integer kernels for.
+TENSORRT_QUANTIZED_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+
+
+def _stem_nodes(model: onnx.ModelProto) -> list[str]:
+    """The convolution that reads the image and its activation, up to the next convolution."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    stem = next((n for n in consumers.get(model.graph.input[0].name, []) if n.op_type == "Conv"), None)
+    found, frontier = [], [stem] if stem is not None else []
+    while frontier:
+        node = frontier.pop()
+        if node.name in found:
+            continue
+        found.append(node.name)
+        frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type not in ("Conv", "MatMul", "Gemm")]
+    return found
+
+
+def float_nodes(model: onnx.ModelProto, head_scope: str) -> list[str]:
+    """The nodes left unquantized: the stem, the head (names under `head_scope`), the sampling step."""
+    head = [n.name for n in model.graph.node if n.name.startswith(head_scope)]
+    sampling = [n.name for n in model.graph.node if n.op_type == "GridSample"] + sorted(sampling_coordinate_nodes(model))
+    return [*_stem_nodes(model), *head, *sampling]
+
+
+def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], progress):
+    """ONNX Runtime's CalibrationDataReader over letterboxed images, one at a time (bounded memory)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.start, self.end = 0, len(images)
+
+        def __len__(self):
+            return len(images)
+
+        def set_range(self, start_index: int, end_index: int):  # quantize_static feeds one image per collect_data
+            self.start, self.end = start_index, end_index
+
+        def get_next(self):
+            if self.start >= self.end:
+                return None
+            batch = letterbox(images[self.start], imgsz)[None]
+            self.start += 1
+            progress.update(1)
+            return {input_name: batch}
+
+    return Reader()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """quantize_static prints a line per calibration pass and logs advice on the root logger: keep the report clean."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, int], flavour: str,
+                  keep_float: list[str]) -> onnx.ModelProto:
+    """A Q/DQ copy of the float32 `model` calibrated on `images` (letterboxed to `imgsz`), with a progress bar."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from tqdm import tqdm
+
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown INT8 flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
+    for_tensorrt = flavour == "tensorrt"
+    options = {
+        "ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False,
+        "CalibStridedMinMax": 1,  # one image per pass, so histograms never hold more than one image's activations
+    }
+    with tempfile.TemporaryDirectory(prefix="dattn-int8-") as folder, _quiet(), \
+            tqdm(total=len(images), desc="calibrating INT8", unit="image", leave=False, disable=None) as progress:
+        source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+        onnx.save(model, str(source))
+        quantize_static(
+            str(source), str(target), _calibration_reader(images, model.graph.input[0].name, imgsz, progress),
+            quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8, weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float, op_types_to_quantize=TENSORRT_QUANTIZED_OPS if for_tensorrt else None,
+            calibrate_method=CalibrationMethod.Percentile if for_tensorrt else CalibrationMethod.MinMax,
+            extra_options=options,
+        )
+        return onnx.load(str(target))
+
+
+def quantized_nodes(model: onnx.ModelProto) -> int:
+    """How many QuantizeLinear nodes a graph holds (0: not quantized)."""
+    return int(np.sum([n.op_type == "QuantizeLinear" for n in model.graph.node]))
