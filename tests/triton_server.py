@@ -4,7 +4,8 @@ The server comes from the nvidia-pytriton wheel (installed with --no-deps: a gen
 backend only). Its python backend stub embeds the Python found first on PATH, and it needs numpy 1.x there (with
 numpy 2 it answers with empty tensors), so the server runs with a separate environment on PATH: by default the
 repository's .venv-triton (`make` creates it: numpy<2, opencv-python-headless, onnxruntime), or $DATTN_TRITON_ENV.
-No dattn is installed there: the python models must import the copy of dattn.runtime that the repository carries.
+No dattn is installed there, and the server runs in its work folder (the stub puts the working directory on
+sys.path): the python models must import the copy of dattn.runtime that the repository carries.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class TritonServer:
         self.http_url, self.grpc_url = f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command(http_port, grpc_port), stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.environment(), start_new_session=True)
+                                            env=self.environment(), cwd=self.workdir, start_new_session=True)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
