@@ -112,9 +112,16 @@ def test_static_graph_keeps_its_batch_of_one(onnx_files, tmp_path):
     assert {c.max_batch_size for c in configs.values()} == {1}
     assert list(configs[NAME].input[0].dims) == graph_dims(graph.graph.input[0])[1:] == [3, IMGSZ, IMGSZ]
     assert list(configs[NAME].output[0].dims) == graph_dims(graph.graph.output[0])[1:] == [6, 525]
+    assert all(c.HasField("dynamic_batching") for c in configs.values() if c.platform != "ensemble")
     with pytest.raises(ConfigError, match="fixed at 1.*dynamic=True"):
         write_triton_repository(tmp_path / "other", onnx_files["static"], name=NAME, max_batch_size=8)
     assert not (tmp_path / "other").exists()
+
+
+def test_dynamic_batching_can_be_turned_off(onnx_files, tmp_path):
+    configs = parsed_configs(write_triton_repository(tmp_path / "repo", onnx_files["dynamic"], name=NAME, dynamic_batching=False))
+    assert {c.max_batch_size for c in configs.values()} == {8}  # clients may still send batches
+    assert not any(c.HasField("dynamic_batching") for c in configs.values())
 
 
 def test_engine_gives_a_tensorrt_plan_model_holding_the_plan_without_its_header(onnx_files, rtx_engine, tmp_path):

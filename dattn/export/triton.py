@@ -208,6 +208,7 @@ class Serving:
     """How every model of the repository is scheduled."""
 
     max_batch_size: int
+    dynamic_batching: bool
     queue_delay_us: int
     instances: int
     kind: str  # KIND_* of the detectors; pre- and post-processing run on the CPU
@@ -218,7 +219,7 @@ class Serving:
 
     def scheduling(self, kind: str | None = None) -> dict:
         fields = {"max_batch_size": self.max_batch_size}
-        if self.max_batch_size:
+        if self.max_batch_size and self.dynamic_batching:
             fields["dynamic_batching"] = {"max_queue_delay_microseconds": self.queue_delay_us}
         fields["instance_group"] = [{"count": self.instances, "kind": Enum(kind or self.kind)}]
         return fields
@@ -340,6 +341,7 @@ def write_triton_repository(
     *,
     name: str = "yolo",
     max_batch_size: int | None = None,
+    dynamic_batching: bool = True,
     queue_delay_us: int = 500,
     instances: int = 1,
     device: str = "auto",
@@ -352,11 +354,12 @@ def write_triton_repository(
     """Write the Triton model repository `out_dir` for a detector exported to `onnx_path` (and `engine_path`).
 
     The detector model is the ONNX (platform onnxruntime_onnx) or, given `engine_path` (built from that ONNX), the
-    TensorRT plan (tensorrt_plan). max_batch_size defaults to 8 for a graph with a dynamic batch; a fixed-batch
-    graph is served at its own batch. queue_delay_us is the dynamic batcher's wait, instances the instance count
-    per model, device auto/gpu/cpu the detectors' instance kind. conf, iou and max_det set post-processing (editable
-    later in <name>_postprocess/config.pbtxt). An engine with the grid-sample plugin needs its library
-    (`plugin_library`, else the one `dattn plugin path` finds); it is shipped with the plugin's sources.
+    TensorRT plan (tensorrt_plan). max_batch_size defaults to 8 for a graph with a dynamic batch; a fixed-batch graph
+    is served at its own batch. Dynamic batching (on by default) gathers requests into batches, waiting at most
+    queue_delay_us for more. instances: instances per model; device auto/gpu/cpu: the detectors' instance kind;
+    onnxruntime_threads: intra-op threads of the python-backend detector (0: ONNX Runtime's default). conf, iou and
+    max_det set post-processing (editable later in <name>_postprocess/config.pbtxt). An engine with the grid-sample
+    plugin needs its library (`plugin_library`, else the one `dattn plugin path` finds), shipped with its sources.
     Returns `out_dir`. Raises ConfigError, writing nothing, for bad input.
     """
     from dattn.runtime.postprocess import check_thresholds
@@ -396,8 +399,9 @@ def write_triton_repository(
                           "from it, or export with grid_sample native or gather for ONNX Runtime")
     if uses_plugin:
         library = _plugin_library(plugin_library)
-    serving = Serving(batch_limit(interface, max_batch_size, engine_path is not None), queue_delay_us, instances,
-                      "KIND_GPU" if engine_path is not None and device == "auto" else DEVICES[device])
+    kind = "KIND_GPU" if engine_path is not None and device == "auto" else DEVICES[device]
+    serving = Serving(batch_limit(interface, max_batch_size, engine_path is not None), bool(dynamic_batching),
+                      queue_delay_us, instances, kind)
 
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
