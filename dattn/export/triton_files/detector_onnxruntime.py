@@ -18,6 +18,8 @@ def session_options(threads):
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    # Idle workers sleep instead of spinning: the server's other models (pre- and post-processing) need the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
