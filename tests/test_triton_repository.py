@@ -20,7 +20,7 @@ from trt_headers import tensorrt10_include_dir
 
 import dattn
 from dattn.errors import ConfigError
-from dattn.export.triton import MARKER, plan_and_header, write_triton_repository
+from dattn.export.triton import MARKER, check_repository_target, plan_and_header, write_triton_repository
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient is not installed (pip install '.[dev]')")
 from google.protobuf import text_format  # noqa: E402  (comes with tritonclient's grpc dependencies)
@@ -230,6 +230,9 @@ def test_bad_input_is_one_config_error_and_writes_nothing(onnx_files, rtx_engine
         write_triton_repository(out, onnx_path, engine, **kwargs)
     assert "\n" not in str(error.value)
     assert snapshot(tmp_path) == before
+    if case in ("not a repository", "other model", "a file", "bad name", "slash in name", "dotted name"):
+        with pytest.raises(ConfigError, match=match):  # what an exporter checks before its long export
+            check_repository_target(out, kwargs["name"])
 
 
 @pytest.mark.slow

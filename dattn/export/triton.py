@@ -142,6 +142,12 @@ def check_output_folder(out_dir: Path, name: str) -> None:
         raise ConfigError(f"{out_dir}: holds the Triton repository of model {earlier!r}, not {name!r}; pass another folder")
 
 
+def check_repository_target(out_dir: str | os.PathLike, name: str = "yolo") -> None:
+    """ConfigError unless the repository of model `name` may be written to `out_dir`; call it before a long export."""
+    check_model_name(name)
+    check_output_folder(Path(out_dir), name)
+
+
 def batch_limit(interface: GraphInterface, max_batch_size: int | None, engine: bool) -> int:
     """Triton's max_batch_size: the largest batch the graph takes (dynamic batch dim), else 0 (batch in the dims)."""
     graph_batch = interface.input.dims[0]
@@ -365,8 +371,7 @@ def write_triton_repository(
     from dattn.runtime.postprocess import check_thresholds
 
     out_dir, onnx_path = Path(out_dir), Path(onnx_path)
-    check_model_name(name)
-    check_output_folder(out_dir, name)
+    check_repository_target(out_dir, name)
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     for label, value, low in (("instances", instances, 1), ("queue_delay_us", queue_delay_us, 0), ("max_det", max_det, 1),
