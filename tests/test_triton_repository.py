@@ -32,10 +32,11 @@ PYTHON_MODELS = {f"{NAME}_preprocess", f"{NAME}_postprocess", f"{NAME}_python"}
 
 @pytest.fixture(scope="module")
 def onnx_files(recipe_weights, tmp_path_factory):
-    """The trained detector exported three ways: fixed batch 1, dynamic (batch, height, width), and with plugin nodes."""
+    """The trained detector exported four ways: fixed batch 1 or 2, dynamic (batch, height, width), with plugin nodes."""
     folder = tmp_path_factory.mktemp("triton-onnx")
     return {
         "static": dattn.export(recipe_weights, imgsz=IMGSZ, output=folder / "static.onnx", verify=False),
+        "batch2": dattn.export(recipe_weights, imgsz=IMGSZ, output=folder / "batch2.onnx", verify=False, batch=2),
         "dynamic": dattn.export(recipe_weights, imgsz=IMGSZ, output=folder / "dynamic.onnx", verify=False, dynamic=True, batch=4),
         "plugin": dattn.export(recipe_weights, imgsz=IMGSZ, output=folder / "plugin.onnx", verify=False, target="trt",
                                grid_sample="plugin"),
@@ -116,6 +117,19 @@ def test_static_graph_keeps_its_batch_of_one(onnx_files, tmp_path):
     with pytest.raises(ConfigError, match="fixed at 1.*dynamic=True"):
         write_triton_repository(tmp_path / "other", onnx_files["static"], name=NAME, max_batch_size=8)
     assert not (tmp_path / "other").exists()
+
+
+def test_a_fixed_batch_above_one_is_part_of_every_tensors_dims(onnx_files, tmp_path):
+    """Triton batches only along a dynamic first dimension: a graph fixed at batch 2 is served with max_batch_size 0."""
+    repository = write_triton_repository(tmp_path / "repo", onnx_files["batch2"], name=NAME)
+    graph = onnx.load(str(onnx_files["batch2"]))
+    configs = parsed_configs(repository)
+    assert {c.max_batch_size for c in configs.values()} == {0}
+    assert not any(c.HasField("dynamic_batching") for c in configs.values())
+    assert list(configs[NAME].input[0].dims) == graph_dims(graph.graph.input[0]) == [2, 3, IMGSZ, IMGSZ]
+    assert list(configs[NAME].output[0].dims) == graph_dims(graph.graph.output[0]) == [2, 6, 525]
+    assert {i.name: list(i.dims) for i in configs[f"{NAME}_ensemble"].input} == {"IMAGE_BYTES": [2, 1], "IMAGE": [2, -1, -1, 3]}
+    assert [list(o.dims) for o in configs[f"{NAME}_preprocess"].output] == [[2, 3, IMGSZ, IMGSZ], [2, 2]]
 
 
 def test_dynamic_batching_can_be_turned_off(onnx_files, tmp_path):
