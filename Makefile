@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # Ultralytics releases the tests also run against, installed beside the newest 8.4.x that pip picks.
 ULTRALYTICS_83 ?= ultralytics==8.3.253
 export YOLO_OFFLINE ?= 1
+# The Python environment of the test tritonserver's python backend (tests/triton_server.py reads it).
+TRITON_ENV := $(VENV)-triton
+export DATTN_TRITON_ENV ?= $(abspath $(TRITON_ENV))
 
 .PHONY: demo test test-ultralytics-8.3 clean
 
@@ -12,6 +15,13 @@ $(BIN)/dattn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
+# A real tritonserver (python backend only) for the Triton tests. Its metadata pins numpy<2; the binary needs
+# none of its Python dependencies, so --no-deps keeps the project's numpy.
+	$(BIN)/pip install --quiet --no-deps nvidia-pytriton
+# The Python that server's python backend embeds: numpy 1.x (with numpy 2 its stub answers with empty tensors),
+# OpenCV and ONNX Runtime, and no dattn (the repository carries its own copy of dattn.runtime).
+	$(PYTHON) -m venv $(TRITON_ENV)
+	$(TRITON_ENV)/bin/pip install --quiet "numpy<2" opencv-python-headless onnxruntime
 	touch $@
 
 demo: $(BIN)/dattn
@@ -37,4 +47,4 @@ test-ultralytics-8.3: $(VENV)-ultralytics-8.3/ultralytics
 		tests/test_ultralytics_integration.py tests/test_export.py -k "not opset and not dynamic"
 
 clean:
-	rm -rf $(VENV) $(VENV)-ultralytics-8.3 demo $(TEST_TMP)
+	rm -rf $(VENV) $(VENV)-ultralytics-8.3 $(TRITON_ENV) demo $(TEST_TMP)
