@@ -77,6 +77,9 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--raw-engine", action="store_true", help="write the bare TensorRT plan (for trtexec, DeepStream, C++), without ultralytics' header")
     p.add_argument("--keep-onnx", action="store_true", help="--format engine: keep the ONNX the engine is built from, beside it")
     p.add_argument("--sm", type=int, help="--target trt-rtx: the compute capability to build for, e.g. 86 (default: every one RTX supports)")
+    p.add_argument("--name", default="yolo", help="--format triton: the model's name in the repository (default yolo)")
+    p.add_argument("--queue-delay-us", type=int, default=500, help="--format triton: dynamic batching waits this long for more requests")
+    p.add_argument("--instances", type=int, default=1, help="--format triton: instances of each model")
     p.add_argument("--exporter", default="torchscript", choices=EXPORTERS, help="torch's ONNX exporter (default torchscript)")
     p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True, help="clean the graph with onnxslim")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True, help="check the export against PyTorch")
@@ -96,7 +99,8 @@ def _export(argv: list[str], prog: str) -> int:
         grid_sample=args.grid_sample, target=args.target, half=args.half, int8=args.int8, data=args.data,
         calib_images=args.calib_images, max_map_drop=args.max_map_drop, simplify=args.simplify, verify=args.verify,
         conf=args.conf, output=args.output, device=args.device, exporter=args.exporter, raw_engine=args.raw_engine,
-        sm=args.sm, min_imgsz=args.min_imgsz, max_imgsz=args.max_imgsz, keep_onnx=args.keep_onnx,
+        sm=args.sm, min_imgsz=args.min_imgsz, max_imgsz=args.max_imgsz, keep_onnx=args.keep_onnx, name=args.name,
+        queue_delay_us=args.queue_delay_us, instances=args.instances,
     )
     print(path)
     return 0

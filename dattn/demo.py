@@ -32,14 +32,6 @@ def _predict_in_fresh_process(weights: Path, image: Path, imgsz: int) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _pytorch_map(weights: Path, data: Path, imgsz: int) -> tuple[float, float]:
-    from dattn.ultralytics.load import load
-
-    metrics = load(weights).val(data=str(data), imgsz=imgsz, batch=8, device="cpu", plots=False, verbose=False,
-                                project=str(weights.parent / "runs"), name="val", exist_ok=True)
-    return 100 * float(metrics.box.map), 100 * float(metrics.box.map50)
-
-
 def run(workdir: Path, epochs: int, imgsz: int) -> Path:
     from dattn.export.accuracy import validation_map
     from dattn.export.api import export
@@ -59,7 +51,7 @@ def run(workdir: Path, epochs: int, imgsz: int) -> Path:
     _step("exporting ONNX, verified against PyTorch on validation images and ultralytics' samples")
     onnx_path = export(best, imgsz=imgsz, data=validation)
     _step("mAP on the validation split")
-    torch_map = _pytorch_map(best, data, imgsz)
+    torch_map = validation_map(best, data, imgsz, batch=1)
     onnx_map = validation_map(onnx_path, data, imgsz, batch=1)
     print(f"mAP50-95 / mAP50: PyTorch {torch_map[0]:.1f} / {torch_map[1]:.1f}, ONNX {onnx_map[0]:.1f} / {onnx_map[1]:.1f}")
     picture = onnx_path.with_name(onnx_path.stem + "_verify.png")

@@ -47,9 +47,12 @@ def onnx_files(recipe_weights, tmp_path_factory):
 def rtx_engine(onnx_files, tmp_path_factory):
     """A real engine file as dattn writes it (ultralytics header + plan), built by TensorRT for RTX from the static ONNX."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
-    from dattn.export.tensorrt import build_engine
+    from dattn.export.tensorrt import build_serialized_engine, engine_file, engine_metadata
 
-    return build_engine(onnx_files["static"], tmp_path_factory.mktemp("triton-engine") / "static.engine", module_name="tensorrt_rtx")
+    plan = build_serialized_engine(onnx_files["static"], module_name="tensorrt_rtx")
+    path = tmp_path_factory.mktemp("triton-engine") / "static.engine"
+    path.write_bytes(engine_file(plan, engine_metadata(onnx.load(str(onnx_files["static"]))), raw=False))
+    return path
 
 
 def parsed_configs(repository: Path) -> dict:

@@ -1,4 +1,4 @@
-"""mAP of an exported ONNX on a dataset's validation split, by ultralytics' own validator running ONNX Runtime (CPU)."""
+"""mAP on a dataset's validation split by ultralytics' own validator: of an exported ONNX (ONNX Runtime, CPU) or a .pt."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 
-def validation_map(onnx_path: Path, data_yaml: Path, imgsz: int, batch: int) -> tuple[float, float]:
-    """(mAP50-95, mAP50), in points (0-100)."""
+def validation_map(model_path: Path, data_yaml: Path, imgsz: int, batch: int) -> tuple[float, float]:
+    """(mAP50-95, mAP50), in points (0-100), of an .onnx or a .pt (recipe checkpoints included)."""
     from ultralytics import YOLO
     from ultralytics.utils import LOGGER
 
@@ -18,7 +18,7 @@ def validation_map(onnx_path: Path, data_yaml: Path, imgsz: int, batch: int) -> 
     LOGGER.setLevel(logging.WARNING)  # the validator's own progress and tables would drown dattn's report
     try:
         with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, contextlib.redirect_stdout(io.StringIO()):
-            metrics = YOLO(str(onnx_path), task="detect").val(
+            metrics = YOLO(str(model_path), task="detect").val(
                 data=str(data_yaml), imgsz=imgsz, batch=batch, device="cpu", plots=False, verbose=False,
                 project=project, name="val", save_json=False)
     finally:

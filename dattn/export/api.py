@@ -41,11 +41,12 @@ class Report:
 def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto", target=None,
            half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0, simplify=True, verify=True,
            conf=0.25, output=None, device="cpu", exporter="torchscript", raw_engine=False, sm=None,
-           min_imgsz=None, max_imgsz=None, keep_onnx=False) -> Path:
+           min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo", queue_delay_us=500, instances=1) -> Path:
     """Export a YOLO checkpoint (with or without DAttention) and return the path written.
 
     format: "onnx" (default; or inferred from an --output ending in .engine), "engine" (TensorRT; for
-    --target trt-rtx, TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository).
+    --target trt-rtx, TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository: model `name`,
+    dynamic batching waiting up to `queue_delay_us`, `instances` per model; a TensorRT plan for a trt target).
     half / int8: FP16 graph (or builder flag) / INT8 Q/DQ calibrated on `data` (an ultralytics data yaml or a
     folder of images, up to `calib_images`). With a data yaml the mAP50-95 of FP32 and the reduced precision are
     compared, and INT8 fails beyond `max_map_drop` points.
@@ -54,7 +55,7 @@ def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, 
     """
     request = check_request(weights, format, imgsz, batch, dynamic, opset, grid_sample, target, half, int8, data,
                             calib_images, max_map_drop, simplify, verify, conf, output, device, exporter, raw_engine,
-                            sm, min_imgsz, max_imgsz, keep_onnx)
+                            sm, min_imgsz, max_imgsz, keep_onnx, name, queue_delay_us, instances)
     started = time.perf_counter()
     report = Report(warnings=list(request.warnings) + list(request.plan.warnings))
     _say(f"loading {request.weights}")
@@ -72,6 +73,8 @@ def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, 
             report.lines.append("not verified (--no-verify)")
         _write_product(graphs, request, report, staged)
         written = staged.commit(*[path for path in staged.paths if path != request.picture])
+        if request.format == "triton":
+            written.insert(0, request.output)  # the repository writer renames its folder into place itself
         if request.picture in staged.paths:
             try:
                 written += staged.commit(request.picture)
@@ -221,13 +224,45 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
     if request.format == "onnx":
         staged.file(request.output, graphs[request.precision].SerializeToString())
     elif request.format == "engine":
-        _write_engine(graphs, request, report, staged)
+        staged.file(request.output, _engine(graphs, request, report))
+        if request.keep_onnx:
+            kept = request.output.with_suffix(".onnx")
+            staged.file(kept, _engine_graph(graphs, request).SerializeToString())
+            report.lines.append(f"the ONNX the engine was built from: {kept}")
+        else:
+            report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
+    elif request.format == "triton":
+        _write_triton(graphs, request, report)
 
 
-def _write_engine(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+def _write_triton(graphs: dict, request: ExportRequest, report: Report) -> None:
+    from dattn.export.triton import write_triton_repository
+
+    graph = graphs[request.precision]
+    with tempfile.TemporaryDirectory(prefix="dattn-triton-") as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        onnx.save(graph, str(onnx_path))
+        engine_path = None
+        if request.tensorrt_module is not None:
+            engine_path = Path(folder) / "model.engine"
+            engine_path.write_bytes(_engine(graphs, request, report))
+        _say(f"writing the Triton model repository {request.output}")
+        write_triton_repository(request.output, onnx_path, engine_path, name=request.serving["name"],
+                                queue_delay_us=request.serving["queue_delay_us"], instances=request.serving["instances"],
+                                conf=request.conf)
+    report.lines.append(f"Triton repository: model {request.serving['name']} "
+                        f"({'tensorrt_plan' if engine_path else 'onnxruntime_onnx'}) and {request.serving['name']}_ensemble")
+
+
+def _engine_graph(graphs: dict, request: ExportRequest) -> onnx.ModelProto:
+    return graphs.get(request.precision, graphs["fp32"])  # no FP16 graph where a builder flag makes FP16
+
+
+def _engine(graphs: dict, request: ExportRequest, report: Report) -> bytes:
+    """The engine file's bytes (ultralytics header + plan, or the bare plan)."""
     from dattn.export.tensorrt import MODULES, build_serialized_engine, dynamic_profile, engine_file, engine_metadata
 
-    graph = graphs.get(request.precision, graphs["fp32"])  # no FP16 graph where a builder flag makes FP16
+    graph = _engine_graph(graphs, request)
     profile = dynamic_profile(request.batch, request.imgsz, request.min_imgsz, request.max_imgsz) if request.dynamic else None
     metadata = engine_metadata(graph)
     if profile is not None:
@@ -235,19 +270,12 @@ def _write_engine(graphs: dict, request: ExportRequest, report: Report, staged: 
     with tempfile.TemporaryDirectory(prefix="dattn-engine-") as folder:
         onnx_path = Path(folder) / "model.onnx"
         onnx.save(graph, str(onnx_path))
-        _say(f"building the {request.precision.upper()} engine with {MODULES[request.tensorrt_module]} "
-             f"(this takes a while)")
+        _say(f"building the {request.precision.upper()} engine with {MODULES[request.tensorrt_module]} (this takes a while)")
         plan = build_serialized_engine(onnx_path, request.precision, profile, request.plan.grid_sample == "plugin",
                                        request.tensorrt_module, request.sm)
-    staged.file(request.output, engine_file(plan, metadata, request.raw_engine))
-    if request.keep_onnx:
-        kept = request.output.with_suffix(".onnx")
-        staged.file(kept, graph.SerializeToString())
-        report.lines.append(f"the ONNX the engine was built from: {kept}")
-    else:
-        report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
     form = "bare TensorRT plan (--raw-engine)" if request.raw_engine else "ultralytics header + plan"
     report.lines.append(f"engine: {form}" + (f", profile {profile.as_metadata()}" if profile else ", static shapes"))
+    return engine_file(plan, metadata, request.raw_engine)
 
 
 def _summary(request: ExportRequest, report: Report, seconds: float) -> None:

@@ -4,9 +4,10 @@ Q/DQ is what every TensorRT generation from 8.0 builds and what TensorRT 11 and 
 have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by measurement (README, "Precision"):
 
 - "tensorrt": symmetric int8 activations and weights (zero point 0, as TensorRT requires), per-channel weights,
-  biases left in float (TensorRT rejects an int32 bias DequantizeLinear), Percentile calibration;
+  biases left in float (TensorRT rejects an int32 bias DequantizeLinear), only the convolutions and matrix
+  products quantized (TensorRT refuses quantized constants elsewhere), MinMax calibration;
 - "onnxruntime": uint8 asymmetric activations with int8 weights, ONNX Runtime's fast path on x86 (its int8 x int8
-  kernels ran slower than float32 there), MinMax calibration.
+  kernels ran slower than float32 there), every op it has integer kernels for, Percentile calibration.
 
 Both keep in float what measurement showed quantization hurts: the first convolution (it sees the raw image), the
 detection head (its convolutions and its decoding, which mixes pixels and scores in one tensor), and the sampling
@@ -104,7 +105,7 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
     for_tensorrt = flavour == "tensorrt"
     options = {
         "ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False,
-        "CalibStridedMinMax": 1,  # one image per pass, so histograms never hold more than one image's activations
+        "CalibStridedMinMax": 1,  # one image per pass: Percentile's histograms never hold more than one image's activations
     }
     with tempfile.TemporaryDirectory(prefix="dattn-int8-") as folder, _quiet(), \
             tqdm(total=len(images), desc="calibrating INT8", unit="image", leave=False, disable=None) as progress:
@@ -115,7 +116,7 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float, op_types_to_quantize=TENSORRT_QUANTIZED_OPS if for_tensorrt else None,
-            calibrate_method=CalibrationMethod.Percentile if for_tensorrt else CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.MinMax if for_tensorrt else CalibrationMethod.Percentile,
             extra_options=options,
         )
         return onnx.load(str(target))

@@ -45,7 +45,8 @@ class ExportRequest:
     min_imgsz: tuple[int, int] | None
     max_imgsz: tuple[int, int] | None
     keep_onnx: bool
-    tensorrt_module: str | None  # the Python module that builds engines, for --format engine
+    tensorrt_module: str | None  # the Python module that builds engines (--format engine, or triton for TensorRT)
+    serving: dict  # --format triton: name, queue_delay_us, instances
     output: Path = None
     warnings: list[str] = field(default_factory=list)
 
@@ -142,7 +143,8 @@ DEFAULT_TARGETS = {"onnx": "ort", "engine": "trt", "bundle": "trt", "triton": "o
 def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto",
                   target=None, half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0,
                   simplify=True, verify=True, conf=0.25, output=None, device="cpu", exporter="torchscript",
-                  raw_engine=False, sm=None, min_imgsz=None, max_imgsz=None, keep_onnx=False) -> ExportRequest:
+                  raw_engine=False, sm=None, min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo",
+                  queue_delay_us=500, instances=1) -> ExportRequest:
     """Validate everything that can be validated before loading the model; returns the request to run."""
     weights = check_weights(weights)
     format, warnings = infer_format(format, output)
@@ -182,7 +184,7 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
         raise ConfigError("--min-imgsz / --max-imgsz shape a dynamic engine's profile: add --dynamic")
     device = check_device(device)
     tensorrt_module = _check_engine_build(format, plan, precision, sm)
-    if plan.grid_sample == "plugin" and format == "engine":
+    if plan.grid_sample == "plugin" and tensorrt_module is not None:
         from dattn.plugin.library import require_plugin_library
 
         require_plugin_library()
@@ -190,19 +192,31 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
         warnings.append("--grid-sample plugin writes a DAttnGridSample node that plain ONNX Runtime and ultralytics "
                         "cannot run: it is for TensorRT with the plugin; `dattn predict` runs it on a CPU with dattn's "
                         "reference op (pip install onnxruntime-extensions)")
+    if format == "triton" and not dynamic:
+        warnings.append("without --dynamic the repository serves the exported batch size only, so Triton cannot "
+                        "batch requests dynamically")
     request = ExportRequest(weights, format, size, batch, dynamic, plan, precision, dataset, float(max_map_drop),
                             simplify, verify, conf, device, exporter, raw_engine, sm, lows, highs, keep_onnx,
-                            tensorrt_module, warnings=warnings)
+                            tensorrt_module, {"name": name, "queue_delay_us": queue_delay_us, "instances": instances},
+                            warnings=warnings)
     if dynamic and format == "engine":
         from dattn.export.tensorrt import dynamic_profile
 
         dynamic_profile(batch, size, lows, highs)  # ConfigError for a profile that shrinks
     request.output = check_output(weights, Path(output) if output else _default_output(weights, format, precision), format)
+    if format == "triton":
+        from dattn.export.triton import check_repository_target
+
+        check_repository_target(request.output, name)
     return request
 
 
 def _check_engine_build(format: str, plan: ExportPlan, precision: str, sm: int | None) -> str | None:
     """The TensorRT module that will build the engine (imported now, so a missing one stops us first)."""
+    if format == "triton" and plan.target.is_tensorrt:
+        if plan.target.name == "trt-rtx":
+            raise ConfigError("Triton's TensorRT backend loads TensorRT engines, not TensorRT for RTX ones: use --target trt")
+        format = "engine"  # the repository serves a TensorRT plan (model.plan)
     if format != "engine":
         if sm is not None:
             raise ConfigError("--sm applies to --format engine --target trt-rtx")

@@ -34,7 +34,6 @@ MARKER = "dattn_triton.json"
 # Triton serves a model under its folder's name in URLs and protobuf fields: keep to a portable alphabet.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 DEFAULT_MAX_BATCH = 8
-ENGINE_MAX_BATCH = 8  # dattn's engine builder gives dynamic-batch engines a profile of batch 1-8
 LINE_WIDTH = 120  # config.pbtxt: messages that fit are written on one line
 DEVICES = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 _TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16",
@@ -148,8 +147,11 @@ def check_repository_target(out_dir: str | os.PathLike, name: str = "yolo") -> N
     check_output_folder(Path(out_dir), name)
 
 
-def batch_limit(interface: GraphInterface, max_batch_size: int | None, engine: bool) -> int:
-    """Triton's max_batch_size: the largest batch the graph takes (dynamic batch dim), else 0 (batch in the dims)."""
+def batch_limit(interface: GraphInterface, max_batch_size: int | None, engine_batch: int | None) -> int:
+    """Triton's max_batch_size: the largest batch the graph takes (dynamic batch dim), else 0 (batch in the dims).
+
+    engine_batch: the largest batch of a dynamic engine's profile (its header's dattn_profile), if one serves.
+    """
     graph_batch = interface.input.dims[0]
     if graph_batch != -1:
         if max_batch_size not in (None, graph_batch if graph_batch == 1 else 0):
@@ -157,11 +159,12 @@ def batch_limit(interface: GraphInterface, max_batch_size: int | None, engine: b
                               "for a settable max_batch_size")
         return 1 if graph_batch == 1 else 0  # batch 1 behaves as a batching model of at most one image
     if max_batch_size is None:
-        return DEFAULT_MAX_BATCH
+        return engine_batch or DEFAULT_MAX_BATCH
     if not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise ConfigError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
-    if engine and max_batch_size > ENGINE_MAX_BATCH:
-        raise ConfigError(f"max_batch_size {max_batch_size}: dattn builds dynamic engines for batches 1-{ENGINE_MAX_BATCH}")
+    if engine_batch is not None and max_batch_size > engine_batch:
+        raise ConfigError(f"max_batch_size {max_batch_size}: the engine's profile takes batches 1-{engine_batch} "
+                          "(export it with --batch for more)")
     return max_batch_size
 
 
@@ -405,7 +408,8 @@ def write_triton_repository(
     if uses_plugin:
         library = _plugin_library(plugin_library)
     kind = "KIND_GPU" if engine_path is not None and device == "auto" else DEVICES[device]
-    serving = Serving(batch_limit(interface, max_batch_size, engine_path is not None), bool(dynamic_batching),
+    engine_batch = (header or {}).get("dattn_profile", {}).get("max", [None])[0]
+    serving = Serving(batch_limit(interface, max_batch_size, engine_batch), bool(dynamic_batching),
                       queue_delay_us, instances, kind)
 
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))

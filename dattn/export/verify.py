@@ -20,7 +20,9 @@ from dattn.runtime.postprocess import Detections, decode
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
 SAMPLE_IMAGES = ("bus.jpg", "zidane.jpg")  # shipped in ultralytics' assets
-MATCH_IOU = 0.5  # a detection and its counterpart overlap at least this much, same class
+MATCH_IOU = 0.5  # a detection and its counterpart overlap at least this much
+NMS_IOU = 0.7  # ultralytics' default
+NMS_MARGIN = 0.05  # boxes overlapping this close to NMS_IOU may suppress each other in one runtime only
 
 
 @dataclass(frozen=True)
@@ -159,13 +161,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def compare_detections(ref: Detections, out: Detections, conf: float, tol: Tolerance) -> DetectionComparison:
     """Match each detection to its best counterpart (IoU >= 0.5), greedily by overlap, preferring the same class.
 
-    A detection without counterpart is "missing"/"extra" only when its score is clearly above `conf`: one scoring
-    within the score tolerance of the threshold may fall on either side of it in the other runtime. A pair may
+    A detection without counterpart is "missing"/"extra" only when its score is clearly above `conf` (one scoring
+    within the score tolerance of the threshold may fall on either side of it in the other runtime) and no box of
+    the other side overlaps it nearly at the NMS threshold (NMS may have suppressed it there). A pair may
     differ in class: compare() bounds every class score of every anchor, so that happens only where the two best
     class scores were within the tolerance of each other.
     """
+    same_class = ref.class_ids[:, None] == out.class_ids[None, :]
     if len(ref.scores) and len(out.scores):
-        same_class = ref.class_ids[:, None] == out.class_ids[None, :]
         overlap = _iou(ref.boxes, out.boxes) * np.where(same_class, 1.0, 0.999)  # ties go to the same class
     else:
         overlap = np.zeros((len(ref.scores), len(out.scores)))
@@ -175,9 +178,10 @@ def compare_detections(ref: Detections, out: Detections, conf: float, tol: Toler
         pairs.append((i, j))
         overlap[i, :], overlap[:, j] = 0, 0
     sure = conf + tol.score
+    could_be_suppressed = (_iou(ref.boxes, out.boxes) >= NMS_IOU - NMS_MARGIN) & same_class if overlap.size else overlap.astype(bool)
     matched_ref, matched_out = {i for i, _ in pairs}, {j for _, j in pairs}
-    missing = sum(1 for i, s in enumerate(ref.scores) if i not in matched_ref and s > sure)
-    extra = sum(1 for j, s in enumerate(out.scores) if j not in matched_out and s > sure)
+    missing = sum(1 for i, s in enumerate(ref.scores) if i not in matched_ref and s > sure and not could_be_suppressed[i].any())
+    extra = sum(1 for j, s in enumerate(out.scores) if j not in matched_out and s > sure and not could_be_suppressed[:, j].any())
     other_class = sum(1 for i, j in pairs if ref.class_ids[i] != out.class_ids[j])
     box_error = max((float(np.abs(ref.boxes[i] - out.boxes[j]).max()) for i, j in pairs), default=0.0)
     score_error = max((abs(float(ref.scores[i]) - float(out.scores[j])) for i, j in pairs), default=0.0)
@@ -227,7 +231,7 @@ def compare(name: str, batch: np.ndarray, reference, candidate, conf: float, tol
     box_diff = np.abs(expected[:, :4] - actual[:, :4]).max(axis=1)  # (N, anchors)
     box_error = float(box_diff[confident].max()) if confident.any() else None
     score_error = float(np.abs(expected[:, 4:] - actual[:, 4:]).max())
-    det_ref, det_out = decode(expected, conf), decode(actual, conf)
+    det_ref, det_out = decode(expected, conf, NMS_IOU), decode(actual, conf, NMS_IOU)
     comparisons = [compare_detections(a, b, conf, tol) for a, b in zip(det_ref, det_out)]
     return CaseResult(name, batch.shape, box_error, score_error, comparisons, tol), det_ref, det_out
 
