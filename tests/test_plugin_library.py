@@ -9,6 +9,7 @@
 TensorRT for RTX runs in child processes, so what a library registers stays out of the test process.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ from dattn.plugin.contract import ALIGN_CORNERS, DOMAIN, LIBRARY_ENV, OP_TYPE, P
 
 REPO = Path(__file__).resolve().parents[1]
 needs_rtx = pytest.mark.skipif(
-    __import__("importlib").util.find_spec("tensorrt_rtx") is None,
+    importlib.util.find_spec("tensorrt_rtx") is None,
     reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 
 # Runs in a child: load the library into TensorRT for RTX and report what the registry then holds.
