@@ -76,10 +76,10 @@ DimsExprs GridSamplePluginLegacy::getOutputDimensions(
     }
     // Y = (N, C) of X followed by (Ho, Wo) of the grid.
     output.nbDims = 4;
-    output.d[0] = inputs[kInputIndex].d[0];
-    output.d[1] = inputs[kInputIndex].d[1];
-    output.d[2] = inputs[kGridIndex].d[1];
-    output.d[3] = inputs[kGridIndex].d[2];
+    output.d[0] = x.d[0];
+    output.d[1] = x.d[1];
+    output.d[2] = grid.d[1];
+    output.d[3] = grid.d[2];
     return output;
 }
 
@@ -116,8 +116,13 @@ int32_t GridSamplePluginLegacy::enqueue(PluginTensorDesc const* inputDesc, Plugi
 }
 
 DataType GridSamplePluginLegacy::getOutputDataType(
-    int32_t /*index*/, DataType const* inputTypes, int32_t /*nbInputs*/) const noexcept
+    int32_t index, DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
+    if (index != 0 || inputTypes == nullptr || nbInputs != kNbInputs)
+    {
+        logPluginError("DAttnGridSample: getOutputDataType expects output 0 of 2 inputs (X, grid)");
+        return DataType::kFLOAT;
+    }
     return inputTypes[kInputIndex];
 }
 

@@ -1270,7 +1270,12 @@ void runShapes(GridSamplePluginLegacyCreator& creator)
         detail += std::string(type == DataType::kFLOAT ? "fp32" : "fp16") + "->"
             + (out == DataType::kFLOAT ? "fp32" : out == DataType::kHALF ? "fp16" : "other") + " ";
     }
-    report("shapes", "output_type", types, detail);
+    DataType const in[2] = {DataType::kHALF, DataType::kHALF};
+    int const before = globalLogger().errors();
+    dynamic->getOutputDataType(1, in, 2);
+    dynamic->getOutputDataType(0, nullptr, 2);
+    types = types && globalLogger().errors() == before + 2;
+    report("shapes", "output_type", types, detail + "; output 1 or null types logged");
 }
 
 // configurePlugin returns nothing on 8.x: whether it objected shows in the log.
