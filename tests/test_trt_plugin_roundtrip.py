@@ -1,18 +1,30 @@
 """The plugin classes behave as TensorRT expects, checked on the CPU without libnvinfer or a GPU.
 
-For each TensorRT header folder in TRT_INCLUDE_DIRS (os.pathsep-separated) or TRT_INCLUDE_DIR, a small C++
-driver (plugins/trt_gridsample/tests/gridSamplePluginRoundTrip.cpp) is compiled with g++ together with the
-plugin sources (the registration file with static registration off, so nothing of libnvinfer is referenced),
-the kernel object (nvcc, one architecture, once per session) and CUDA's static runtime, and run. It prints
+For each TensorRT header folder in TRT_INCLUDE_DIRS (os.pathsep-separated) or TRT_INCLUDE_DIR, a C++ driver
+(plugins/trt_gridsample/tests/gridSamplePluginRoundTrip.cpp with driverSupport.cpp and allocationFaults.cpp) is
+compiled with g++ together with the plugin sources (the registration file with static registration off), the
+kernel object (nvcc, one architecture, once per session) and CUDA's static runtime, and run. It calls the
+plugin's build-time methods as TensorRT's builder does and its runtime methods as an engine does, and prints
 one line per check, which the tests below read by group:
 
-- identity:  creator name / version / namespace = DAttnGridSample / 1 / dattn, its field names, the plugin's,
-             and the loadLibrary entry point (getPluginCreators on 8.6, getCreators on 10+);
-- roundtrip: align_corners 0 and 1 survive serialization (8.x: serialize -> deserializePlugin;
-             10+: getFieldsToSerialize -> createPlugin(kRUNTIME)), clone (and attachToContext on 10+);
-             bad attributes and corrupt bytes are refused;
-- formats:   supportsFormatCombination admits exactly LINEAR fp32 and LINEAR fp16, all tensors one type;
-- shapes:    getOutputDimensions / getOutputShapes give (N, C, Ho, Wo) through a fake IExprBuilder.
+- identity:   creator name / version / namespace = DAttnGridSample / 1 / dattn, its field names, the plugin's,
+              and the loadLibrary entry point (getPluginCreators on 8.6, getCreators on 10+);
+- roundtrip:  align_corners 0 and 1 survive serialization (8.x: serialize -> deserializePlugin;
+              10+: getFieldsToSerialize -> createPlugin(kRUNTIME)), clone (and attachToContext on 10+);
+              bad attributes and corrupt bytes are refused;
+- formats:    supportsFormatCombination, asked for every DataType x TensorFormat of the headers at every
+              position, admits exactly LINEAR fp32 and LINEAR fp16, all tensors one type;
+- shapes:     getOutputDimensions / getOutputShapes give (N, C, Ho, Wo) for constant, symbolic and mixed
+              dimensions through an IExprBuilder of the driver's own, and refuse a constant grid that cannot fit;
+- configure:  configurePlugin (and onShapeChange on 10+) accept right tensors and refuse wrong ones and wrong
+              counts (on 8.x, where it returns nothing, by logging); getWorkspaceSize is 0;
+- enqueue:    on a plugin that went through configure, clone, serialization and re-creation, null pointers,
+              wrong shapes, types and formats give -1 and a logged reason before any kernel launch, an empty
+              output gives 0, and a right call reaches the kernel (without a GPU: -1 and CUDA's error);
+- exceptions: each allocation of createPlugin, clone, attachToContext, deserializePlugin and setPluginNamespace
+              fails in turn (std::bad_alloc from the driver's operator new): null or unchanged result, error
+              logged, nothing leaked, no std::terminate; the other methods allocate nothing;
+- logging:    errors reach TensorRT's global logger, and on 8.6+ first the one given through setLoggerFinder.
 """
 
 import os
@@ -31,8 +43,10 @@ from dattn.plugin.build import find_nvcc
 # The checkout's sources, next to this file: a wheel's copy (dattn/_plugins) carries no tests/ folder.
 SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "trt_gridsample"
 DRIVER = SOURCE / "tests" / "gridSamplePluginRoundTrip.cpp"
+DRIVER_SOURCES = [DRIVER, SOURCE / "tests" / "driverSupport.cpp", SOURCE / "tests" / "allocationFaults.cpp"]
 NVCC = find_nvcc()
-GROUPS = ["identity", "roundtrip", "formats", "shapes"]
+GROUPS = ["identity", "roundtrip", "formats", "shapes", "configure", "enqueue", "exceptions", "logging"]
+LOGGER_FINDER = (8, 6)  # the first TensorRT that hands plugin libraries a logger
 
 
 def expected_checks(version: tuple[int, int], group: str) -> set[str]:
@@ -42,7 +56,7 @@ def expected_checks(version: tuple[int, int], group: str) -> set[str]:
         names = {"creator.name", "creator.version", "creator.namespace", "creator.field_names",
                  "plugin.name_version_namespace"}
         names |= {"creator.interface", "plugin.capabilities"} if v3 else {"plugin.is_dynamic_ext"}
-        return names | ({"entry_point"} if version >= (8, 6) else set())
+        return names | ({"entry_point"} if version >= LOGGER_FINDER else set())
     if group == "roundtrip":
         steps = ["fields_to_serialize", "create_runtime", "clone", "attach_to_context"] if v3 else \
             ["serialize", "deserialize", "clone"]
@@ -50,7 +64,27 @@ def expected_checks(version: tuple[int, int], group: str) -> set[str]:
         return names | {"reject_bad_attributes"} | (set() if v3 else {"reject_corrupt_bytes"})
     if group == "formats":
         return {"pos0", "pos1", "pos2", "accepted_combinations", "malformed_calls"}
-    return {"nb_outputs", "constant_dims", "symbolic_dims", "malformed_inputs", "output_type"}
+    if group == "shapes":
+        return {"nb_outputs", "constant_dims", "symbolic_dims", "mixed_dims", "constant_mismatch", "malformed_inputs",
+                "output_type"}
+    if group == "configure":
+        return {"right_tensors", "wrong_tensors", "wrong_counts", "workspace_size"} | \
+            ({"on_shape_change"} if v3 else {"initialize"})
+    if group == "enqueue":
+        return {"engine_plugin", "null_input_descs", "null_output_descs", "null_input_array", "null_output_array",
+                "null_x", "null_grid", "null_y", "x_rank_3", "grid_last_dim_3", "grid_batch_differs",
+                "y_channels_differ", "y_height_width_swapped", "unknown_dim", "negative_dim", "int8", "int32",
+                "fp32_x_fp16_grid", "fp16_x_fp32_y", "chw32_x", "hwc8_y", "empty_output", "right_call_reaches_kernel"}
+    if group == "exceptions":
+        allocating = {"createPlugin.build", "createPlugin.runtime", "clone", "attachToContext"} if v3 else \
+            {"createPlugin", "deserializePlugin", "clone", "clone.long_namespace", "setPluginNamespace",
+             "creator.setPluginNamespace", "createPlugin.long_namespace"}
+        quiet = {"getFieldsToSerialize.allocates_nothing", "getCreators.allocates_nothing"} if v3 else \
+            {"serialize.allocates_nothing"} | ({"getPluginCreators.allocates_nothing"}
+                                              if version >= LOGGER_FINDER else set())
+        return allocating | quiet | {"getFieldNames.allocates_nothing", "build_methods.allocate_nothing",
+                                     "refused_enqueue.allocates_nothing"}
+    return {"global_logger"} | ({"logger_finder"} if version >= LOGGER_FINDER else set())
 
 
 def cudart_static_dir(nvcc: str) -> Path | None:
@@ -104,10 +138,10 @@ def driver_run(include_dir: str, toolchain, tmp_path_factory) -> dict:
     version = tensorrt_version(include_dir)
     out = tmp_path_factory.mktemp(f"roundtrip-trt{version[0]}.{version[1]}")
     binary = out / "gridSamplePluginRoundTrip"
-    # Static registration off: no getPluginRegistry() from libnvinfer, so no stubs are needed.
+    # Static registration off; the plugin's weak getLogger resolves to the driver's, getPluginRegistry to nothing.
     build = subprocess.run([compiler, "-std=c++14", "-O1", "-Wall", "-Wextra", "-Wno-deprecated-declarations",
                             "-Wno-unused-function", "-DDATTN_STATIC_REGISTRATION=0", "-I", str(SOURCE),
-                            "-isystem", include_dir, "-isystem", str(cuda_include), str(DRIVER),
+                            "-isystem", include_dir, "-isystem", str(cuda_include), *map(str, DRIVER_SOURCES),
                             *[str(SOURCE / source) for source in PLUGIN_SOURCES], str(kernel),
                             "-L", str(libdir), "-lcudart_static", "-ldl", "-lpthread", "-lrt", "-o", str(binary)],
                            capture_output=True, text=True, timeout=300)

@@ -11,6 +11,7 @@ registered with an IPluginCreatorV3One creator only"), and the decorator API `te
 the test xfails with that reason while the parser aborts; it asserts the layers once a release stops aborting.
 """
 
+import json
 import os
 import re
 import shutil
@@ -23,9 +24,8 @@ from pathlib import Path
 import pytest
 from trt_headers import tensorrt10_include_dir
 
-from dattn.plugin.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from dattn.plugin.build import find_nvcc, plugin_source_dir
-from dattn.plugin.contract import LIBRARY_NAME
+from dattn.plugin.contract import DOMAIN, LIBRARY_NAME, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 
@@ -125,13 +125,16 @@ def test_parser_makes_one_plugin_layer_per_sampling_node(tmp_path):
     # The parser found our creator by op type + plugin_version + namespace and passed align_corners.
     assert created, f"the parser never called the creator:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     assert created[0][1] in ("0", "1")
-    if result.returncode == -signal.SIGABRT and "terminate called" in result.stderr:
+    # Only tensorrt-rtx's known abort is excused: SIGABRT from std::terminate with no exception, after the creator
+    # made the first plugin and before the network could be read. Anything else fails; once a release stops
+    # aborting, the assertions below run and the test passes (or fails) on its own.
+    known_abort = (result.returncode == -signal.SIGABRT and "RESULT " not in result.stdout
+                   and result.stderr.rstrip().endswith("terminate called without an active exception"))
+    if known_abort:
         pytest.xfail(f"tensorrt-rtx {trt.__version__}: the ONNX parser calls std::terminate right after creating "
                      "an IPluginV3 from a registered IPluginCreatorV3One (Python or C++), so the plugin layers "
                      "cannot be inspected; the creator lookup and attribute passing above did work")
     assert result.returncode == 0, result.stderr[-3000:]
-    import json
-
     report = json.loads(result.stdout.split("RESULT ", 1)[1])
     assert report["parsed"], report["errors"]
     assert len(report["plugin_layers"]) == 2

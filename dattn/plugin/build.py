@@ -1,10 +1,9 @@
 """Build and locate the DAttnGridSample TensorRT plugin library (plugins/trt_gridsample).
 
 `dattn plugin build` runs CMake on the plugin sources; `dattn plugin path` prints the library that
-TensorRT should load (trtexec --plugins / --staticPlugins, or ctypes.CDLL before building an engine).
+TensorRT should load (trtexec --plugins / --staticPlugins, or dattn.plugin.library.load_plugin_library).
+Python 3.6 compatible, as dattn.plugin.library, which the runtime imports on JetPack 4.6.
 """
-
-from __future__ import annotations
 
 import argparse
 import os
@@ -12,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import List, Optional, Union
 
 from dattn.errors import PluginError
 from dattn.plugin.contract import LIBRARY_ENV, LIBRARY_NAME
@@ -37,7 +37,7 @@ def default_build_dir() -> Path:
     return cache / "dattn" / "trt_gridsample"
 
 
-def plugin_path() -> Path | None:
+def plugin_path() -> Optional[Path]:
     """The plugin library to load: $DATTN_TRT_PLUGIN, else the default build, else a build in the checkout."""
     override = os.environ.get(LIBRARY_ENV)
     if override:
@@ -48,7 +48,7 @@ def plugin_path() -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
-def find_nvcc() -> str | None:
+def find_nvcc() -> Optional[str]:
     """nvcc from $CUDACXX, $CUDA_HOME/$CUDA_PATH, PATH, or the usual install prefix."""
     for variable in ("CUDACXX",):
         if os.environ.get(variable) and Path(os.environ[variable]).is_file():
@@ -62,7 +62,7 @@ def find_nvcc() -> str | None:
     return "/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").is_file() else None
 
 
-def _tensorrt_include_hint(tensorrt_root: str | os.PathLike | None) -> str | None:
+def _tensorrt_include_hint(tensorrt_root: Optional[Union[str, os.PathLike]]) -> Optional[str]:
     """A folder with NvInfer.h, as CMake will look for it; None when there is none."""
     roots = [tensorrt_root, os.environ.get("TRT_INCLUDE_DIR"), os.environ.get("TENSORRT_ROOT")]
     candidates = []
@@ -73,8 +73,9 @@ def _tensorrt_include_hint(tensorrt_root: str | os.PathLike | None) -> str | Non
     return next((str(path) for path in candidates if (path / "NvInfer.h").is_file()), None)
 
 
-def build_plugin(build_dir: str | os.PathLike | None = None, tensorrt_root: str | os.PathLike | None = None,
-                 cuda_archs: list[int] | str | None = None) -> Path:
+def build_plugin(build_dir: Optional[Union[str, os.PathLike]] = None,
+                 tensorrt_root: Optional[Union[str, os.PathLike]] = None,
+                 cuda_archs: Optional[Union[List[int], str]] = None) -> Path:
     """Configure and build libdattn_trt_plugins.so with CMake; returns the library's path.
 
     tensorrt_root: a TensorRT prefix (with include/ and lib/) or its include folder.
@@ -125,10 +126,11 @@ def load_torch_kernel(verbose: bool = False):
                 extra_include_paths=[str(source)], verbose=verbose)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """`dattn plugin build [--build-dir D] [--tensorrt-root R] [--cuda-archs 87,75]` | `dattn plugin path`."""
     parser = argparse.ArgumentParser(prog="dattn plugin", description="The DAttnGridSample TensorRT plugin.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
+    commands.required = True  # the keyword is Python 3.7+
     build = commands.add_parser("build", help="build libdattn_trt_plugins.so with CMake")
     build.add_argument("--build-dir", help=f"default: {default_build_dir()}")
     build.add_argument("--tensorrt-root", help="TensorRT prefix or include folder (default: TENSORRT_ROOT, usual places)")

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // Per-sample arithmetic of bilinear grid sampling with zeros padding, shared by the CUDA kernel
 // and the host harness. Plain C++ when not compiled by nvcc.
 #ifndef DATTN_GRID_SAMPLE_BILINEAR_H

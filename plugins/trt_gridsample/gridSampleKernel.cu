@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // Bilinear grid sampling, zeros padding: one thread per output pixel and channel chunk, so the
 // corner offsets and weights are computed once and reused for every channel of the chunk.
 #include "gridSampleBilinear.h"

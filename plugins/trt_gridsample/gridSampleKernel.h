@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // Launcher of the bilinear grid-sampling kernel: the one entry point the TensorRT plugins,
 // the torch test extension and the benchmark share.
 #ifndef DATTN_GRID_SAMPLE_KERNEL_H

@@ -1,8 +1,8 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
 #include "gridSamplePlugin.h"
 
 #if NV_TENSORRT_MAJOR >= 10
-
-#include <new>
 
 namespace dattn
 {
@@ -11,28 +11,38 @@ namespace plugin
 
 using namespace nvinfer1;
 
-GridSamplePlugin::GridSamplePlugin(int32_t alignCorners)
-    : mAlignCorners(alignCorners)
+namespace
 {
-    exposeFields();
+
+// A constant dimension that differs from `expected` (symbolic ones are checked by TensorRT at run time).
+bool constantOtherThan(IDimensionExpr const* dim, int64_t expected) noexcept
+{
+    return dim != nullptr && dim->isConstant() && dim->getConstantValue() != expected;
 }
 
-GridSamplePlugin::GridSamplePlugin(GridSamplePlugin const& other)
+} // namespace
+
+GridSamplePlugin::GridSamplePlugin(int32_t alignCorners) noexcept
+    : mAlignCorners(alignCorners)
+{
+    exposeField();
+}
+
+GridSamplePlugin::GridSamplePlugin(GridSamplePlugin const& other) noexcept
     : IPluginV3(other)
     , IPluginV3OneCore(other)
     , IPluginV3OneBuild(other)
     , IPluginV3OneRuntime(other)
     , mAlignCorners(other.mAlignCorners)
 {
-    exposeFields(); // the copy must point at its own storage, not at other's
+    exposeField(); // the copy must point at its own storage, not at other's
 }
 
-void GridSamplePlugin::exposeFields()
+void GridSamplePlugin::exposeField() noexcept
 {
-    mFields.clear();
-    mFields.emplace_back(kAlignCornersField, &mAlignCorners, PluginFieldType::kINT32, 1);
-    mFieldCollection.nbFields = static_cast<int32_t>(mFields.size());
-    mFieldCollection.fields = mFields.data();
+    mField = PluginField(kAlignCornersField, &mAlignCorners, PluginFieldType::kINT32, 1);
+    mFieldCollection.nbFields = 1;
+    mFieldCollection.fields = &mField;
 }
 
 IPluginCapability* GridSamplePlugin::getCapabilityInterface(PluginCapabilityType type) noexcept
@@ -48,7 +58,7 @@ IPluginCapability* GridSamplePlugin::getCapabilityInterface(PluginCapabilityType
 
 IPluginV3* GridSamplePlugin::clone() noexcept
 {
-    return new (std::nothrow) GridSamplePlugin(*this);
+    return guardedCall("clone", static_cast<IPluginV3*>(nullptr), [this] { return new GridSamplePlugin(*this); });
 }
 
 char const* GridSamplePlugin::getPluginName() const noexcept
@@ -67,9 +77,19 @@ char const* GridSamplePlugin::getPluginNamespace() const noexcept
 }
 
 int32_t GridSamplePlugin::configurePlugin(
-    DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
-    return nbInputs == kNbInputs && nbOutputs == kNbOutputs ? 0 : -1;
+    if (in == nullptr || out == nullptr || nbInputs != kNbInputs || nbOutputs != kNbOutputs)
+    {
+        logPluginError("DAttnGridSample: configurePlugin expects 2 inputs (X, grid) and 1 output (Y)");
+        return -1;
+    }
+    if (char const* problem = tensorProblem(in[kInputIndex].desc, in[kGridIndex].desc, out[0].desc))
+    {
+        logPluginError(problem);
+        return -1;
+    }
+    return 0;
 }
 
 int32_t GridSamplePlugin::getOutputDataTypes(
@@ -92,12 +112,20 @@ int32_t GridSamplePlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInp
         logPluginError("DAttnGridSample: expects X (N,C,H,W) and grid (N,Ho,Wo,2)");
         return -1;
     }
+    DimsExprs const& x = inputs[kInputIndex];
+    DimsExprs const& grid = inputs[kGridIndex];
+    if (constantOtherThan(grid.d[3], 2)
+        || (x.d[0] != nullptr && x.d[0]->isConstant() && constantOtherThan(grid.d[0], x.d[0]->getConstantValue())))
+    {
+        logPluginError("DAttnGridSample: grid must be (N,Ho,Wo,2) with the N of X");
+        return -1;
+    }
     // Y = (N, C) of X followed by (Ho, Wo) of the grid.
     outputs[0].nbDims = 4;
-    outputs[0].d[0] = inputs[kInputIndex].d[0];
-    outputs[0].d[1] = inputs[kInputIndex].d[1];
-    outputs[0].d[2] = inputs[kGridIndex].d[1];
-    outputs[0].d[3] = inputs[kGridIndex].d[2];
+    outputs[0].d[0] = x.d[0];
+    outputs[0].d[1] = x.d[1];
+    outputs[0].d[2] = grid.d[1];
+    outputs[0].d[3] = grid.d[2];
     return 0;
 }
 
@@ -121,10 +149,26 @@ int32_t GridSamplePlugin::getNbOutputs() const noexcept
     return kNbOutputs;
 }
 
-int32_t GridSamplePlugin::onShapeChange(
-    PluginTensorDesc const* /*in*/, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept
+size_t GridSamplePlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
+    DynamicPluginTensorDesc const* /*outputs*/, int32_t /*nbOutputs*/) const noexcept
 {
-    return nbInputs == kNbInputs && nbOutputs == kNbOutputs ? 0 : -1;
+    return 0; // the kernel writes Y directly
+}
+
+int32_t GridSamplePlugin::onShapeChange(
+    PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out, int32_t nbOutputs) noexcept
+{
+    if (in == nullptr || out == nullptr || nbInputs != kNbInputs || nbOutputs != kNbOutputs)
+    {
+        logPluginError("DAttnGridSample: onShapeChange expects 2 inputs (X, grid) and 1 output (Y)");
+        return -1;
+    }
+    if (char const* problem = tensorProblem(in[kInputIndex], in[kGridIndex], out[0]))
+    {
+        logPluginError(problem);
+        return -1;
+    }
+    return 0;
 }
 
 int32_t GridSamplePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* outputDesc,
@@ -135,7 +179,9 @@ int32_t GridSamplePlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTenso
 
 IPluginV3* GridSamplePlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept
 {
-    return clone(); // no per-context resources
+    // No per-context resources: a copy serves.
+    return guardedCall(
+        "attachToContext", static_cast<IPluginV3*>(nullptr), [this] { return new GridSamplePlugin(*this); });
 }
 
 PluginFieldCollection const* GridSamplePlugin::getFieldsToSerialize() noexcept
@@ -143,11 +189,11 @@ PluginFieldCollection const* GridSamplePlugin::getFieldsToSerialize() noexcept
     return &mFieldCollection;
 }
 
-GridSamplePluginCreator::GridSamplePluginCreator()
+GridSamplePluginCreator::GridSamplePluginCreator() noexcept
+    : mFieldName(kAlignCornersField, nullptr, PluginFieldType::kINT32, 1)
 {
-    mFieldNames.emplace_back(kAlignCornersField, nullptr, PluginFieldType::kINT32, 1);
-    mFieldNameCollection.nbFields = static_cast<int32_t>(mFieldNames.size());
-    mFieldNameCollection.fields = mFieldNames.data();
+    mFieldNameCollection.nbFields = 1;
+    mFieldNameCollection.fields = &mFieldName;
 }
 
 char const* GridSamplePluginCreator::getPluginName() const noexcept
@@ -178,7 +224,8 @@ IPluginV3* GridSamplePluginCreator::createPlugin(
     {
         return nullptr;
     }
-    return new (std::nothrow) GridSamplePlugin(alignCorners);
+    return guardedCall(
+        "createPlugin", static_cast<IPluginV3*>(nullptr), [alignCorners] { return new GridSamplePlugin(alignCorners); });
 }
 
 } // namespace plugin

@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // DAttnGridSample as an IPluginV3 (TensorRT 10 and later): bilinear grid sampling, zeros padding.
 #ifndef DATTN_GRID_SAMPLE_PLUGIN_H
 #define DATTN_GRID_SAMPLE_PLUGIN_H
@@ -6,22 +9,20 @@
 
 #if NV_TENSORRT_MAJOR >= 10
 
-#include <string>
-#include <vector>
-
 namespace dattn
 {
 namespace plugin
 {
 
+// Allocates nothing but itself: clone, attachToContext and createPlugin are the only calls that can fail for memory.
 class GridSamplePlugin : public nvinfer1::IPluginV3,
                          public nvinfer1::IPluginV3OneCore,
                          public nvinfer1::IPluginV3OneBuild,
                          public nvinfer1::IPluginV3OneRuntime
 {
 public:
-    explicit GridSamplePlugin(int32_t alignCorners);
-    GridSamplePlugin(GridSamplePlugin const& other);
+    explicit GridSamplePlugin(int32_t alignCorners) noexcept;
+    GridSamplePlugin(GridSamplePlugin const& other) noexcept;
     GridSamplePlugin& operator=(GridSamplePlugin const&) = delete;
     ~GridSamplePlugin() override = default;
 
@@ -45,6 +46,8 @@ public:
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
         int32_t nbOutputs) noexcept override;
     int32_t getNbOutputs() const noexcept override;
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+        nvinfer1::DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept override;
 
     // IPluginV3OneRuntime
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
@@ -55,18 +58,18 @@ public:
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
 private:
-    void exposeFields();
+    void exposeField() noexcept;
 
     int32_t mAlignCorners;
-    // Storage behind getFieldsToSerialize(): the engine records align_corners as a PluginField.
-    std::vector<nvinfer1::PluginField> mFields;
+    // What getFieldsToSerialize() hands the engine: align_corners as one INT32, pointing at mAlignCorners.
+    nvinfer1::PluginField mField{};
     nvinfer1::PluginFieldCollection mFieldCollection{};
 };
 
 class GridSamplePluginCreator : public nvinfer1::IPluginCreatorV3One
 {
 public:
-    GridSamplePluginCreator();
+    GridSamplePluginCreator() noexcept;
     ~GridSamplePluginCreator() override = default;
 
     char const* getPluginName() const noexcept override;
@@ -78,7 +81,7 @@ public:
         char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
 
 private:
-    std::vector<nvinfer1::PluginField> mFieldNames;
+    nvinfer1::PluginField mFieldName{};
     nvinfer1::PluginFieldCollection mFieldNameCollection{};
 };
 

@@ -1,9 +1,11 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
 #include "gridSamplePluginLegacy.h"
 
 #if NV_TENSORRT_MAJOR < 10
 
 #include <cstring>
-#include <new>
+#include <memory>
 
 namespace dattn
 {
@@ -16,14 +18,22 @@ namespace
 {
 // Serialized form: align_corners as one int32 in native byte order (little-endian on x86-64 and aarch64).
 constexpr size_t kSerializationSize = sizeof(int32_t);
+
+// A constant dimension that differs from `expected` (symbolic ones are checked by TensorRT at run time).
+bool constantOtherThan(IDimensionExpr const* dim, int32_t expected) noexcept
+{
+    return dim != nullptr && dim->isConstant() && dim->getConstantValue() != expected;
+}
 } // namespace
 
-GridSamplePluginLegacy::GridSamplePluginLegacy(int32_t alignCorners)
+GridSamplePluginLegacy::GridSamplePluginLegacy(int32_t alignCorners, char const* pluginNamespace)
     : mAlignCorners(alignCorners)
+    , mNamespace(pluginNamespace != nullptr ? pluginNamespace : "")
 {
 }
 
-GridSamplePluginLegacy::GridSamplePluginLegacy(void const* data, size_t length)
+GridSamplePluginLegacy::GridSamplePluginLegacy(void const* data, size_t length, char const* pluginNamespace)
+    : mNamespace(pluginNamespace != nullptr ? pluginNamespace : "")
 {
     int32_t alignCorners{-1};
     if (data != nullptr && length == kSerializationSize)
@@ -40,12 +50,8 @@ bool GridSamplePluginLegacy::valid() const noexcept
 
 IPluginV2DynamicExt* GridSamplePluginLegacy::clone() const noexcept
 {
-    auto* copy = new (std::nothrow) GridSamplePluginLegacy(mAlignCorners);
-    if (copy != nullptr)
-    {
-        copy->setPluginNamespace(mNamespace.c_str());
-    }
-    return copy;
+    return guardedCall("clone", static_cast<IPluginV2DynamicExt*>(nullptr),
+        [this] { return new GridSamplePluginLegacy(mAlignCorners, mNamespace.c_str()); });
 }
 
 DimsExprs GridSamplePluginLegacy::getOutputDimensions(
@@ -59,12 +65,21 @@ DimsExprs GridSamplePluginLegacy::getOutputDimensions(
         output.nbDims = -1;
         return output;
     }
+    DimsExprs const& x = inputs[kInputIndex];
+    DimsExprs const& grid = inputs[kGridIndex];
+    if (constantOtherThan(grid.d[3], 2)
+        || (x.d[0] != nullptr && x.d[0]->isConstant() && constantOtherThan(grid.d[0], x.d[0]->getConstantValue())))
+    {
+        logPluginError("DAttnGridSample: grid must be (N,Ho,Wo,2) with the N of X");
+        output.nbDims = -1;
+        return output;
+    }
     // Y = (N, C) of X followed by (Ho, Wo) of the grid.
     output.nbDims = 4;
-    output.d[0] = inputs[kInputIndex].d[0];
-    output.d[1] = inputs[kInputIndex].d[1];
-    output.d[2] = inputs[kGridIndex].d[1];
-    output.d[3] = inputs[kGridIndex].d[2];
+    output.d[0] = x.d[0];
+    output.d[1] = x.d[1];
+    output.d[2] = grid.d[1];
+    output.d[3] = grid.d[2];
     return output;
 }
 
@@ -75,8 +90,17 @@ bool GridSamplePluginLegacy::supportsFormatCombination(
 }
 
 void GridSamplePluginLegacy::configurePlugin(
-    DynamicPluginTensorDesc const* /*in*/, int32_t /*nbInputs*/, DynamicPluginTensorDesc const* /*out*/, int32_t /*nbOutputs*/) noexcept
+    DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept
 {
+    // No way to refuse here: TensorRT 8.x only learns of a problem from the log (and enqueue refuses).
+    if (in == nullptr || out == nullptr || nbInputs != kNbInputs || nbOutputs != kNbOutputs)
+    {
+        logPluginError("DAttnGridSample: configurePlugin expects 2 inputs (X, grid) and 1 output (Y)");
+    }
+    else if (char const* problem = tensorProblem(in[kInputIndex].desc, in[kGridIndex].desc, out[0].desc))
+    {
+        logPluginError(problem);
+    }
 }
 
 size_t GridSamplePluginLegacy::getWorkspaceSize(
@@ -92,8 +116,13 @@ int32_t GridSamplePluginLegacy::enqueue(PluginTensorDesc const* inputDesc, Plugi
 }
 
 DataType GridSamplePluginLegacy::getOutputDataType(
-    int32_t /*index*/, DataType const* inputTypes, int32_t /*nbInputs*/) const noexcept
+    int32_t index, DataType const* inputTypes, int32_t nbInputs) const noexcept
 {
+    if (index != 0 || inputTypes == nullptr || nbInputs != kNbInputs)
+    {
+        logPluginError("DAttnGridSample: getOutputDataType expects output 0 of 2 inputs (X, grid)");
+        return DataType::kFLOAT;
+    }
     return inputTypes[kInputIndex];
 }
 
@@ -126,7 +155,10 @@ size_t GridSamplePluginLegacy::getSerializationSize() const noexcept
 
 void GridSamplePluginLegacy::serialize(void* buffer) const noexcept
 {
-    std::memcpy(buffer, &mAlignCorners, sizeof(mAlignCorners));
+    if (buffer != nullptr)
+    {
+        std::memcpy(buffer, &mAlignCorners, sizeof(mAlignCorners));
+    }
 }
 
 void GridSamplePluginLegacy::destroy() noexcept
@@ -136,7 +168,11 @@ void GridSamplePluginLegacy::destroy() noexcept
 
 void GridSamplePluginLegacy::setPluginNamespace(char const* pluginNamespace) noexcept
 {
-    mNamespace = pluginNamespace != nullptr ? pluginNamespace : "";
+    // A failed assignment leaves the namespace as it was.
+    guardedCall("setPluginNamespace", false, [this, pluginNamespace] {
+        mNamespace = pluginNamespace != nullptr ? pluginNamespace : "";
+        return true;
+    });
 }
 
 char const* GridSamplePluginLegacy::getPluginNamespace() const noexcept
@@ -145,10 +181,10 @@ char const* GridSamplePluginLegacy::getPluginNamespace() const noexcept
 }
 
 GridSamplePluginLegacyCreator::GridSamplePluginLegacyCreator()
+    : mFieldName(kAlignCornersField, nullptr, PluginFieldType::kINT32, 1)
 {
-    mFieldNames.emplace_back(kAlignCornersField, nullptr, PluginFieldType::kINT32, 1);
-    mFieldNameCollection.nbFields = static_cast<int32_t>(mFieldNames.size());
-    mFieldNameCollection.fields = mFieldNames.data();
+    mFieldNameCollection.nbFields = 1;
+    mFieldNameCollection.fields = &mFieldName;
 }
 
 char const* GridSamplePluginLegacyCreator::getPluginName() const noexcept
@@ -173,31 +209,31 @@ IPluginV2* GridSamplePluginLegacyCreator::createPlugin(char const* /*name*/, Plu
     {
         return nullptr;
     }
-    auto* plugin = new (std::nothrow) GridSamplePluginLegacy(alignCorners);
-    if (plugin != nullptr)
-    {
-        plugin->setPluginNamespace(mNamespace.c_str());
-    }
-    return plugin;
+    return guardedCall("createPlugin", static_cast<IPluginV2*>(nullptr),
+        [this, alignCorners] { return new GridSamplePluginLegacy(alignCorners, mNamespace.c_str()); });
 }
 
 IPluginV2* GridSamplePluginLegacyCreator::deserializePlugin(
     char const* /*name*/, void const* serialData, size_t serialLength) noexcept
 {
-    auto* plugin = new (std::nothrow) GridSamplePluginLegacy(serialData, serialLength);
-    if (plugin == nullptr || !plugin->valid())
-    {
-        logPluginError("DAttnGridSample: corrupt serialized plugin data");
-        delete plugin;
-        return nullptr;
-    }
-    plugin->setPluginNamespace(mNamespace.c_str());
-    return plugin;
+    return guardedCall("deserializePlugin", static_cast<IPluginV2*>(nullptr), [&]() -> IPluginV2* {
+        std::unique_ptr<GridSamplePluginLegacy> plugin(
+            new GridSamplePluginLegacy(serialData, serialLength, mNamespace.c_str()));
+        if (!plugin->valid())
+        {
+            logPluginError("DAttnGridSample: corrupt serialized plugin data");
+            return nullptr;
+        }
+        return plugin.release();
+    });
 }
 
 void GridSamplePluginLegacyCreator::setPluginNamespace(char const* pluginNamespace) noexcept
 {
-    mNamespace = pluginNamespace != nullptr ? pluginNamespace : "";
+    guardedCall("setPluginNamespace", false, [this, pluginNamespace] {
+        mNamespace = pluginNamespace != nullptr ? pluginNamespace : "";
+        return true;
+    });
 }
 
 char const* GridSamplePluginLegacyCreator::getPluginNamespace() const noexcept

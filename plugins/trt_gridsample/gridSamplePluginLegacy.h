@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // DAttnGridSample as an IPluginV2DynamicExt (TensorRT 8.x): bilinear grid sampling, zeros padding.
 #ifndef DATTN_GRID_SAMPLE_PLUGIN_LEGACY_H
 #define DATTN_GRID_SAMPLE_PLUGIN_LEGACY_H
@@ -7,7 +10,6 @@
 #if NV_TENSORRT_MAJOR < 10
 
 #include <string>
-#include <vector>
 
 namespace dattn
 {
@@ -17,9 +19,10 @@ namespace plugin
 class GridSamplePluginLegacy : public nvinfer1::IPluginV2DynamicExt
 {
 public:
-    explicit GridSamplePluginLegacy(int32_t alignCorners);
+    // Both may throw (the namespace is a std::string): only ever called inside guardedCall.
+    GridSamplePluginLegacy(int32_t alignCorners, char const* pluginNamespace);
     // From the bytes written by serialize(); check valid() afterwards.
-    GridSamplePluginLegacy(void const* data, size_t length);
+    GridSamplePluginLegacy(void const* data, size_t length, char const* pluginNamespace);
     bool valid() const noexcept;
 
     // IPluginV2DynamicExt
@@ -53,7 +56,7 @@ public:
 
 private:
     int32_t mAlignCorners{-1}; // -1 marks a failed deserialization
-    std::string mNamespace{kGridSamplePluginNamespace};
+    std::string mNamespace;
 };
 
 class GridSamplePluginLegacyCreator : public nvinfer1::IPluginCreator
@@ -71,9 +74,9 @@ public:
     char const* getPluginNamespace() const noexcept override;
 
 private:
-    std::vector<nvinfer1::PluginField> mFieldNames;
+    nvinfer1::PluginField mFieldName{};
     nvinfer1::PluginFieldCollection mFieldNameCollection{};
-    std::string mNamespace{kGridSamplePluginNamespace};
+    std::string mNamespace{kGridSamplePluginNamespace}; // short enough never to allocate
 };
 
 } // namespace plugin

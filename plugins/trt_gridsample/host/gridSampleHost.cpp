@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // Host build of the kernel's per-sample arithmetic (gridSampleBilinear.h), exported with C linkage
 // so tests can load it with ctypes and compare it with torch without a GPU.
 #include "../gridSampleBilinear.h"

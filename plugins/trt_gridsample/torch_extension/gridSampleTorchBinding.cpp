@@ -1,3 +1,6 @@
+// SPDX-FileCopyrightText: Copyright (c) dattn contributors
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//
 // The plugin's CUDA kernel exposed to torch, so tests and benchmarks run the exact launcher TensorRT calls.
 #include "gridSampleKernel.h"
 
