@@ -103,10 +103,9 @@ def test_an_engine_build_failure_removes_what_the_run_wrote(weights, tmp_path, m
 
 
 def test_plugin_engine_without_the_library_stops_before_any_work(weights, tmp_path, monkeypatch):
-    pytest.importorskip("tensorrt_rtx")
     monkeypatch.setenv("DATTN_TRT_PLUGIN", str(tmp_path / "missing" / "libdattn_trt_plugins.so"))
     started = time.monotonic()
-    result = _cli("--weights", weights, "--format", "engine", "--target", "trt-rtx", "--grid-sample", "plugin",
+    result = _cli("--weights", weights, "--format", "engine", "--target", "trt", "--grid-sample", "plugin",
                   "--imgsz", IMGSZ, "--output", tmp_path / "p.engine")
     assert result.returncode == 2 and "dattn plugin build" in result.stderr.strip().splitlines()[-1]
     assert "loading" not in result.stderr, "the model was loaded before the missing library was noticed"

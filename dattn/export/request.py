@@ -183,11 +183,7 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
     if (lows or highs) and not dynamic:
         raise ConfigError("--min-imgsz / --max-imgsz shape a dynamic engine's profile: add --dynamic")
     device = check_device(device)
-    tensorrt_module = _check_engine_build(format, plan, precision, sm)
-    if plan.grid_sample == "plugin" and tensorrt_module is not None:
-        from dattn.plugin.library import require_plugin_library
-
-        require_plugin_library()
+    tensorrt_module = _engine_module(format, plan, plan.grid_sample, sm)
     if plan.grid_sample == "plugin" and plan.target.name == "ort":
         warnings.append("--grid-sample plugin writes a DAttnGridSample node that plain ONNX Runtime and ultralytics "
                         "cannot run: it is for TensorRT with the plugin; `dattn predict` runs it on a CPU with dattn's "
@@ -211,8 +207,9 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
     return request
 
 
-def _check_engine_build(format: str, plan: ExportPlan, precision: str, sm: int | None) -> str | None:
-    """The TensorRT module that will build the engine (imported now, so a missing one stops us first)."""
+def _engine_module(format: str, plan: ExportPlan, grid_sample: str, sm: int | None) -> str | None:
+    """The TensorRT module that will build an engine (for --format engine, or a Triton repository for TensorRT),
+    imported now so that a missing one stops the export first; the plugin library is checked before it."""
     if format == "triton" and plan.target.is_tensorrt:
         if plan.target.name == "trt-rtx":
             raise ConfigError("Triton's TensorRT backend loads TensorRT engines, not TensorRT for RTX ones: use --target trt")
@@ -221,17 +218,23 @@ def _check_engine_build(format: str, plan: ExportPlan, precision: str, sm: int |
         if sm is not None:
             raise ConfigError("--sm applies to --format engine --target trt-rtx")
         return None
+    if not plan.target.is_tensorrt:
+        raise ConfigError("--format engine needs a TensorRT --target (trt, trt8.6, trt8.5, trt8.4, trt8.2, trt-rtx), "
+                          f"not {plan.target.name}")
+    module = "tensorrt_rtx" if plan.target.name == "trt-rtx" else "tensorrt"
+    if sm is not None and module != "tensorrt_rtx":
+        raise ConfigError("--sm applies to --target trt-rtx: TensorRT builds for the GPU it runs on")
+    if grid_sample == "plugin":
+        if module == "tensorrt_rtx":
+            raise ConfigError("TensorRT for RTX cannot build the plugin graph (its 1.7 ONNX parser aborts right after "
+                              "creating the plugin): use --grid-sample native or gather for --target trt-rtx")
+        from dattn.plugin.library import require_plugin_library
+
+        require_plugin_library()
     from dattn.export.tensorrt import compute_capabilities, import_tensorrt
 
-    module = "tensorrt_rtx" if plan.target.name == "trt-rtx" else "tensorrt"
-    if not plan.target.is_tensorrt:
-        raise ConfigError(f"--format engine needs a TensorRT --target ({', '.join(('trt', 'trt8.6', 'trt8.5', 'trt8.4', 'trt8.2', 'trt-rtx'))}), "
-                          f"not {plan.target.name}")
     trt = import_tensorrt(module)
-    if sm is not None:
-        known = compute_capabilities(trt)
-        if module != "tensorrt_rtx":
-            raise ConfigError("--sm applies to --target trt-rtx: TensorRT builds for the GPU it runs on")
-        if sm not in known:
-            raise ConfigError(f"--sm {sm}: TensorRT for RTX {trt.__version__} builds for SM {', '.join(map(str, known))}")
+    if sm is not None and sm not in compute_capabilities(trt):
+        raise ConfigError(f"--sm {sm}: TensorRT for RTX {trt.__version__} builds for SM "
+                          f"{', '.join(map(str, compute_capabilities(trt)))}")
     return module
