@@ -6,7 +6,6 @@ permissions a plain `open(path, "w")` would give it (the replaced file's mode, e
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -14,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0)  # the only portable way to read it is to set it
     os.umask(mask)
     return mask
@@ -24,28 +23,7 @@ def _mode_for(path: Path) -> int:
     try:
         return stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-@contextlib.contextmanager
-def staged_beside(path: Path, data: bytes):
-    """Yield a temporary file in `path`'s folder holding `data`; it becomes `path` only if the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600, and the rename would keep it
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    with staged_beside(path, data):
-        pass
+        return 0o666 & ~umask()
 
 
 class StagedOutputs:
@@ -71,7 +49,7 @@ class StagedOutputs:
     def folder(self, path: Path) -> Path:
         """Stage an empty folder for `path`; fill it, and commit renames it into place."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~umask())
         self._staged[path] = tmp
         return tmp
 
@@ -102,3 +80,10 @@ class StagedOutputs:
     def __exit__(self, *exc):
         self.discard()
         return False
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    with StagedOutputs() as staged:
+        staged.file(path, data)
+        staged.commit(path)

@@ -28,6 +28,7 @@ from pathlib import Path
 import onnx
 
 from dattn.errors import ConfigError
+from dattn.export.files import umask
 
 FILES = Path(__file__).with_name("triton_files")
 MARKER = "dattn_triton.json"
@@ -417,7 +418,7 @@ def write_triton_repository(
         models = _write_models(stage, name, onnx_path, plan, library, interface, serving, (conf, iou, max_det), onnxruntime_threads)
         _write_guides(stage, name, interface, serving, models, plan is not None, library is not None)
         (stage / MARKER).write_text(json.dumps({"name": name, "models": models, "written_by": _dattn_version()}, indent=2) + "\n")
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes 0700
+        os.chmod(stage, 0o777 & ~umask())  # mkdtemp makes 0700
         _replace_folder(stage, out_dir)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -502,12 +503,6 @@ def _replace_folder(new: Path, target: Path) -> None:
             raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _dattn_version() -> str:
