@@ -182,3 +182,11 @@ def test_unmappable_pasted_class_gets_a_one_line_error(tmp_path):
         dattn.load(tmp_path / "fancy.pt")
     assert str(tmp_path / "fancy.pt") in str(error.value) and "\n" not in str(error.value)
     assert _listing(tmp_path) == before
+
+
+def test_the_recipe_detector_has_learnt_the_shapes(recipe_run):
+    # The comparisons elsewhere mean something only on a model that detects: mAP50 >= 0.5 on its validation split.
+    from dattn.export.accuracy import validation_map
+
+    map50_95, map50 = validation_map(recipe_run / "best.pt", recipe_run / "data" / "data.yaml", 160, batch=8)
+    assert map50 >= 50, (map50_95, map50)
