@@ -14,7 +14,9 @@ import argparse
 import collections
 import json
 import os
+import queue
 import sys
+import threading
 import time
 
 from dattn.errors import DattnError
@@ -135,16 +137,13 @@ class Run(object):
         self.progress.update(1)
         self.progress.write("dattn predict: skipped {}: {}".format(path, reason))
 
-    def predict(self, items):
-        """Run the model on `items` (at most the model's batch), save and record the results."""
-        started = time.perf_counter()
-        batch, letterboxes = self.detector.preprocess([item.image for item in items])
+    def predict(self, items, batch, letterboxes):
+        """Run the model on `items` (at most the model's batch, letterboxed), save and record the results."""
         inferred = time.perf_counter()
         output = self.detector.infer(batch)
         decoded = time.perf_counter()
         predictions = self.detector.postprocess(output, letterboxes)
         done = time.perf_counter()
-        self.timings.pre += inferred - started
         self.timings.infer += decoded - inferred
         self.timings.post += done - decoded
         self.timings.images += len(items)
@@ -217,6 +216,82 @@ def _items(files, run):
         yield Item(path, None, image)
 
 
+def _batches(files, run, detector):
+    """(items, network input, letterboxes) per model batch, reading and letterboxing timed as pre-process."""
+    pending = []
+    for item in _items(files, run):
+        pending.append(item)
+        if len(pending) == detector.batch:
+            yield _prepared(pending, run, detector)
+            pending = []
+    if pending:
+        yield _prepared(pending, run, detector)
+
+
+def _prepared(items, run, detector):
+    started = time.perf_counter()
+    batch, letterboxes = detector.preprocess([item.image for item in items])
+    run.timings.pre += time.perf_counter() - started
+    return items, batch, letterboxes
+
+
+_DONE = object()
+
+
+def prefetched(iterable, depth=2):
+    """Iterate `iterable` in a background thread, up to `depth` values ahead; its exceptions surface here.
+
+    Reading and letterboxing the next images (OpenCV, which releases the GIL) then overlaps with the model
+    run (ONNX Runtime and TensorRT release it too).
+    """
+    values = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for value in iterable:
+                if stop.is_set():
+                    return
+                values.put((True, value))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            values.put((False, error))
+            return
+        values.put((True, _DONE))
+
+    worker = threading.Thread(target=produce, name="dattn-prefetch")
+    worker.daemon = True
+    worker.start()
+    try:
+        while True:
+            ok, value = values.get()
+            if not ok:
+                raise value
+            if value is _DONE:
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                values.get_nowait()
+            except queue.Empty:
+                worker.join(0.01)
+
+
+def predict_files(detector, files, save_dir=None, progress=None):
+    """Predict on every image and video frame of `files` in batches of the model's size; returns the Run.
+
+    The next batch is read and letterboxed in a background thread while the model runs on the current one.
+    """
+    run = Run(detector, save_dir, progress if progress is not None else Progress(0, enabled=False))
+    try:
+        for items, batch, letterboxes in prefetched(_batches(files, run, detector)):
+            run.predict(items, batch, letterboxes)
+    finally:
+        run.close_videos()
+    return run
+
+
 def _error(prog, message):
     sys.stderr.write("{}: error: {}\n".format(prog, message))
 
@@ -258,24 +333,14 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None):
         "dynamic" if info.dynamic else "static", len(info.names) or "?", len(files)))
     total = sum(_frame_count(f) if is_video(f) else 1 for f in files)
     progress = Progress(total, enabled=sys.stderr.isatty() or total > 1)
-    run = Run(detector, args.save_dir, progress)
     started = time.perf_counter()
-    pending = []
     try:
-        for item in _items(files, run):
-            pending.append(item)
-            if len(pending) == detector.batch:
-                run.predict(pending)
-                pending = []
-        if pending:
-            run.predict(pending)
+        run = predict_files(detector, files, args.save_dir, progress)
     except (DattnError, CudaError) as error:
-        progress.close()
         _error(prog, str(error))
         return getattr(error, "exit_code", 2)
     finally:
-        run.close_videos()
-    progress.close()
+        progress.close()
 
     found = ", ".join("{} {}".format(n, name) for name, n in sorted(run.counts.items())) or "nothing"
     sys.stderr.write("{}: found {}\n".format(prog, found))
