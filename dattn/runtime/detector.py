@@ -26,8 +26,11 @@ Prediction.__doc__ = ("One image's detections in its own pixels: boxes (n, 4) xy
                       "class_ids (n,) int64, class_names (list of n str).")
 
 
-def open_runner(path, device=None, threads=None, plugin_library=None):
-    """The runner for `path`, chosen by its suffix: OnnxRuntimeRunner or TensorRTRunner."""
+def open_runner(path, device=None, threads=None, plugin_library=None, metadata=None):
+    """The runner for `path`, chosen by its suffix: OnnxRuntimeRunner or TensorRTRunner.
+
+    metadata: for a raw TensorRT plan (names, stride, imgsz, ...); files with their own metadata ignore it.
+    """
     path = str(path)
     if not os.path.isfile(path):
         raise ModelFileError("{}: {}".format(path, "is a folder, not a model file" if os.path.isdir(path) else "does not exist"))
@@ -43,7 +46,7 @@ def open_runner(path, device=None, threads=None, plugin_library=None):
         kind, index = parse_device(device)
         if kind == "cpu":
             raise ConfigError("{}: a TensorRT engine runs on a GPU only; run the ONNX for --device cpu".format(path))
-        return TensorRTRunner(path, device=index, plugin_library=plugin_library)
+        return TensorRTRunner(path, device=index, plugin_library=plugin_library, metadata=metadata)
     if suffix in _CHECKPOINT_SUFFIXES:
         raise ModelFileError("{}: is a PyTorch checkpoint; export it first: dattn-export --weights {} (ONNX) or "
                              "--format engine".format(path, path))
@@ -60,14 +63,15 @@ class Detector(object):
 
     imgsz: for a dynamic model, the largest input side(s) to letterbox to (default: the export size); a static
     model takes only its own size. conf, iou, max_det: as ultralytics' predict. nms: nms_opencv or nms_numpy.
+    metadata: class names etc. for a raw TensorRT plan (trtexec writes those), as a dict.
     """
 
     def __init__(self, path, imgsz=None, conf=0.25, iou=0.7, max_det=300, device=None, threads=None,
-                 plugin_library=None, nms=nms_opencv, runner=None):
+                 plugin_library=None, nms=nms_opencv, metadata=None, runner=None):
         check_thresholds(conf, iou)
         if int(max_det) < 1:
             raise ValueError("max_det must be at least 1, got {}".format(max_det))
-        self.runner = runner if runner is not None else open_runner(path, device, threads, plugin_library)
+        self.runner = runner if runner is not None else open_runner(path, device, threads, plugin_library, metadata)
         self.info = self.runner.info
         self.names = self.info.names
         self.conf, self.iou, self.max_det, self.nms = float(conf), float(iou), int(max_det), nms

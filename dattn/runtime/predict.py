@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from dattn.errors import DattnError
+from dattn.errors import ConfigError, DattnError
 from dattn.runtime.cuda import CudaError
 from dattn.runtime.postprocess import check_thresholds, nms_numpy, nms_opencv
 from dattn.runtime.sources import expand_source, is_video
@@ -30,8 +30,8 @@ JSON_NAME = "predictions.json"
 Item = collections.namedtuple("Item", ["file", "frame", "image"])  # frame: None for an image file
 
 
-def build_parser(prog="dattn predict", model=None, plugin=None):
-    """The options; `model` and `plugin` give defaults (the Jetson bundle's run.py passes its own files)."""
+def build_parser(prog="dattn predict", model=None, plugin=None, metadata=None):
+    """The options; `model`, `plugin`, `metadata` give defaults (the Jetson bundle's run.py passes its own files)."""
     p = argparse.ArgumentParser(prog=prog, description="Detect objects with an exported model (ONNX or TensorRT engine), "
                                                        "without PyTorch or ultralytics.")
     p.add_argument("--model", required=model is None, default=model, help="best.onnx or best.engine" +
@@ -48,6 +48,8 @@ def build_parser(prog="dattn predict", model=None, plugin=None):
                    help="write detections as JSON (default file: SAVE_DIR/{} or ./{})".format(JSON_NAME, JSON_NAME))
     p.add_argument("--plugin", default=plugin, help="the DAttnGridSample plugin library, for engines that use it "
                                                     "(default: the one `dattn plugin build` made)")
+    p.add_argument("--metadata", default=metadata, help="JSON with names, stride, imgsz (as in ultralytics' engine "
+                                                        "header), for a raw TensorRT plan such as trtexec writes")
     p.add_argument("--threads", type=int, help="CPU threads for ONNX Runtime (default: its own choice)")
     p.add_argument("--nms", choices=tuple(NMS_CHOICES), default="opencv", help="NMS implementation (default opencv)")
     return p
@@ -304,9 +306,19 @@ def _json_path(args):
     return os.path.join(args.save_dir or ".", JSON_NAME)
 
 
-def main(argv=None, prog="dattn predict", model=None, plugin=None):
+def _read_metadata(path):
+    if path is None:
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (IOError, OSError, ValueError) as error:
+        raise ConfigError("--metadata {}: not a readable JSON file ({})".format(path, error))
+
+
+def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None):
     """Run `dattn predict`; returns the exit code (0 ok, 1 some inputs failed, 2 unusable model or options)."""
-    args = build_parser(prog, model, plugin).parse_args(argv)
+    args = build_parser(prog, model, plugin, metadata).parse_args(argv)
     try:
         check_thresholds(args.conf, args.iou)
         if args.max_det < 1:
@@ -320,7 +332,7 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None):
         files = expand_source(args.source)
         detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det,
                             device=args.device, threads=args.threads, plugin_library=args.plugin,
-                            nms=NMS_CHOICES[args.nms])
+                            nms=NMS_CHOICES[args.nms], metadata=_read_metadata(args.metadata))
         if args.save_dir is not None and not os.path.isdir(args.save_dir):
             os.makedirs(args.save_dir)
     except (DattnError, CudaError, ValueError, OSError) as error:

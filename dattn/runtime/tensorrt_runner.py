@@ -118,12 +118,15 @@ def _shape_text(shape):
 class TensorRTRunner(object):
     """`runner(batch)` -> the model's first output (N, 4 + classes, anchors) as float32.
 
+    metadata: names, stride, imgsz... for a raw plan, which carries none (as in ultralytics' engine header).
     trt and cuda may be given (tests pass fakes of each API generation); by default the TensorRT module named by
     the plan's magic and CudaRuntime() on libcudart.
     """
 
-    def __init__(self, path, device=0, plugin_library=None, trt=None, cuda=None, echo=sys.stderr):
+    def __init__(self, path, device=0, plugin_library=None, metadata=None, trt=None, cuda=None, echo=sys.stderr):
         engine_file = read_engine_file(path)
+        if not engine_file.metadata and metadata:
+            engine_file = engine_file._replace(metadata=dict(metadata))
         self.path = str(path)
         self.trt = trt if trt is not None else import_tensorrt(engine_file.module_name)
         self.cuda = cuda if cuda is not None else CudaRuntime()
