@@ -23,10 +23,11 @@ PLUGIN_OP = "DAttnGridSample"
 # "IPluginCreator not found"; 10.x: "Cannot find plugin: DAttnGridSample ...").
 _MISSING_PLUGIN_HINTS = ("could not find plugin", "cannot find plugin", "creator not found", "plugin creator",
                          "ipluginregistry")
-# What it logs for a plan from another TensorRT version or another GPU.
-_WRONG_DEVICE_HINTS = ("incompatible device", "expecting compute", "compute capability")
-_WRONG_VERSION_HINTS = ("version", "magic tag", "magictag", "serialization")
-_CUDA_HINTS = ("cudaerror", "cuda runtime", "cuda driver")  # checked first: "driver version is insufficient"
+# What it logs first for a plan from another GPU, another TensorRT version, or without a usable CUDA.
+_WRONG_DEVICE_HINTS = ("incompatible device", "expecting compute")
+_WRONG_VERSION_HINTS = ("not compatible with this version", "version tag", "expecting library version", "magic tag",
+                        "magictag")
+_CUDA_HINTS = ("cudaerror", "cuda runtime", "cuda driver")
 
 
 def import_tensorrt(module_name="tensorrt"):
@@ -89,26 +90,27 @@ def mentions_missing_plugin(errors):
 
 
 def deserialization_error(path, errors, plugin_loaded):
-    """The one-line error for an engine TensorRT refused, judged from what TensorRT logged."""
+    """The one-line error for an engine TensorRT refused, judged from what TensorRT logged (its first error first)."""
     said = errors[0] if errors else "no reason given"
-    text = " ".join(errors).lower()
+    first = said.lower()
     if mentions_missing_plugin(errors):
         if plugin_loaded:
             return PluginError("{}: TensorRT still misses a plugin after loading the {} library (TensorRT says: {}); "
                                "rebuild the library for this TensorRT with `dattn plugin build`".format(path, PLUGIN_OP, said))
         return PluginError("{}: the engine needs the {} plugin library (TensorRT says: {}); build it with `dattn plugin "
                            "build` and pass --plugin PATH/libdattn_trt_plugins.so".format(path, PLUGIN_OP, said))
-    if any(hint in text for hint in _CUDA_HINTS):
-        return ModelFileError("{}: TensorRT cannot use CUDA here (TensorRT says: {}); check the GPU and its driver"
-                              .format(path, said))
-    if any(hint in text for hint in _WRONG_DEVICE_HINTS):
+    if any(hint in first for hint in _WRONG_DEVICE_HINTS):
         return ModelFileError("{}: built for another GPU (TensorRT says: {}); engines are not portable: build it again on "
                               "this machine from the ONNX".format(path, said))
-    if any(hint in text for hint in _WRONG_VERSION_HINTS):
+    if any(hint in first for hint in _WRONG_VERSION_HINTS):
         return ModelFileError("{}: built with another TensorRT version, or not an engine (TensorRT says: {}); engines are "
                               "not portable: build it again on this machine from the ONNX".format(path, said))
+    if any(hint in first for hint in _CUDA_HINTS):
+        return ModelFileError("{}: TensorRT cannot use CUDA here (TensorRT says: {}); check the GPU and its driver"
+                              .format(path, said))
     return ModelFileError("{}: TensorRT cannot load this engine (TensorRT says: {}); it may be truncated, or built for "
-                          "another GPU or TensorRT version: build it again on this machine from the ONNX".format(path, said))
+                          "another GPU or TensorRT version: engines are not portable, build it again on this machine "
+                          "from the ONNX".format(path, said))
 
 
 def _shape_text(shape):
@@ -129,14 +131,14 @@ class TensorRTRunner(object):
             engine_file = engine_file._replace(metadata=dict(metadata))
         self.path = str(path)
         self.trt = trt if trt is not None else import_tensorrt(engine_file.module_name)
-        self.cuda = cuda if cuda is not None else CudaRuntime()
-        self.cuda.set_device(device)
         self.logger = capturing_logger(self.trt, echo)
-        self.runtime = self.trt.Runtime(self.logger)
         library = plugin_library if plugin_library is not None else default_plugin_library()
         self.plugin_loaded = False
-        if engine_file.metadata.get("dattn_grid_sample") == "plugin":
+        if engine_file.metadata.get("dattn_grid_sample") == "plugin":  # before CUDA: a missing library says so first
             self._load_plugin(library)
+        self.cuda = cuda if cuda is not None else CudaRuntime()
+        self.cuda.set_device(device)
+        self.runtime = self.trt.Runtime(self.logger)
         self.engine = self._deserialize(engine_file.plan, library)
         self.context = self.engine.create_execution_context()
         if self.context is None:
