@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from dattn.errors import ConfigError, ModelFileError
-from dattn.runtime.metadata import class_name
+from dattn.runtime.metadata import class_name, size_pair
 from dattn.runtime.postprocess import check_thresholds, decode, nms_opencv
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
@@ -53,11 +53,6 @@ def open_runner(path, device=None, threads=None, plugin_library=None, metadata=N
     raise ModelFileError("{}: unknown model kind '{}': pass an exported .onnx or a TensorRT .engine".format(path, suffix))
 
 
-def _size_pair(imgsz):
-    sizes = [int(s) for s in ([imgsz] if isinstance(imgsz, int) else imgsz)]
-    return (sizes[0], sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
-
-
 class Detector(object):
     """An exported YOLO detector. `predict(image)` takes a path or a BGR uint8 array (as cv2.imread gives).
 
@@ -75,7 +70,7 @@ class Detector(object):
         self.info = self.runner.info
         self.names = self.info.names
         self.conf, self.iou, self.max_det, self.nms = float(conf), float(iou), int(max_det), nms
-        self.imgsz = self.info.imgsz if imgsz is None else _size_pair(imgsz)
+        self.imgsz = self.info.imgsz if imgsz is None else size_pair(imgsz)
         if not self.info.dynamic and self.imgsz != self.info.imgsz:
             raise ConfigError("{}: the model takes {}x{} images only (exported without --dynamic), not --imgsz {}x{}"
                               .format(path, self.info.imgsz[0], self.info.imgsz[1], self.imgsz[0], self.imgsz[1]))

@@ -28,7 +28,8 @@ def _value(raw):
         return raw
 
 
-def _pair(value):
+def size_pair(value):
+    """(h, w) from an int, [n] or [h, w]."""
     sizes = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
     return (sizes[0], sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
 
@@ -49,7 +50,7 @@ def model_info(metadata, input_shape):
     shape = list(input_shape)
     dynamic = not (_is_fixed(shape[2]) and _is_fixed(shape[3]))
     if "imgsz" in metadata:
-        imgsz = _pair(_value(metadata["imgsz"]))
+        imgsz = size_pair(_value(metadata["imgsz"]))
     elif not dynamic:
         imgsz = (int(shape[2]), int(shape[3]))
     else:

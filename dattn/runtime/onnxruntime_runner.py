@@ -8,6 +8,8 @@ dattn's plugin package and onnxruntime-extensions are installed.
 Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
 """
 
+import importlib
+
 from dattn.errors import ConfigError, ModelFileError
 from dattn.runtime.metadata import model_info
 
@@ -53,13 +55,15 @@ def choose_providers(available, device=None):
 def _plugin_session_parts(path, options):
     """Model bytes and session options that run the plugin nodes with dattn's reference op."""
     try:
-        import onnx
-        from dattn.plugin.ort_reference import onnxruntime_model, session_options
+        # Imported by name: optional (absent in the Jetson bundle), and the only runtime path that needs onnx.
+        onnx = importlib.import_module("onnx")
+        ort_reference = importlib.import_module("dattn.plugin.ort_reference")
     except ImportError:
         raise ModelFileError("{}: the graph uses the {} TensorRT plugin; ONNX Runtime runs it only with dattn's reference "
                              "op (dattn and onnxruntime-extensions installed); build a TensorRT engine to run it here"
                              .format(path, PLUGIN_OP))
-    return onnxruntime_model(onnx.load(str(path))).SerializeToString(), session_options(options)
+    return (ort_reference.onnxruntime_model(onnx.load(str(path))).SerializeToString(),
+            ort_reference.session_options(options))
 
 
 def _session(onnxruntime, path, providers, threads):

@@ -128,8 +128,8 @@ def _frame_count(path):
 class Run(object):
     """One `dattn predict` run: reads the sources, predicts in batches, writes what was asked, counts failures."""
 
-    def __init__(self, detector, save_dir, progress):
-        self.detector, self.save_dir, self.progress = detector, save_dir, progress
+    def __init__(self, detector, save_dir, progress, prog="dattn predict"):
+        self.detector, self.save_dir, self.progress, self.prog = detector, save_dir, progress, prog
         self.timings = Timings()
         self.records, self.failed, self.counts = [], [], collections.Counter()
         self._writers = {}
@@ -137,17 +137,16 @@ class Run(object):
     def fail(self, path, reason):
         self.failed.append(path)
         self.progress.update(1)
-        self.progress.write("dattn predict: skipped {}: {}".format(path, reason))
+        self.progress.write("{}: skipped {}: {}".format(self.prog, path, reason))
 
     def predict(self, items, batch, letterboxes):
         """Run the model on `items` (at most the model's batch, letterboxed), save and record the results."""
-        inferred = time.perf_counter()
+        started = time.perf_counter()
         output = self.detector.infer(batch)
-        decoded = time.perf_counter()
+        inferred = time.perf_counter()
         predictions = self.detector.postprocess(output, letterboxes)
-        done = time.perf_counter()
-        self.timings.infer += decoded - inferred
-        self.timings.post += done - decoded
+        self.timings.infer += inferred - started
+        self.timings.post += time.perf_counter() - inferred
         self.timings.images += len(items)
         for item, prediction in zip(items, predictions):
             self.records.append(record(item, prediction))
@@ -280,12 +279,12 @@ def prefetched(iterable, depth=2):
                 worker.join(0.01)
 
 
-def predict_files(detector, files, save_dir=None, progress=None):
+def predict_files(detector, files, save_dir=None, progress=None, prog="dattn predict"):
     """Predict on every image and video frame of `files` in batches of the model's size; returns the Run.
 
     The next batch is read and letterboxed in a background thread while the model runs on the current one.
     """
-    run = Run(detector, save_dir, progress if progress is not None else Progress(0, enabled=False))
+    run = Run(detector, save_dir, progress if progress is not None else Progress(0, enabled=False), prog)
     try:
         for items, batch, letterboxes in prefetched(_batches(files, run, detector)):
             run.predict(items, batch, letterboxes)
@@ -347,7 +346,7 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None
     progress = Progress(total, enabled=sys.stderr.isatty() or total > 1)
     started = time.perf_counter()
     try:
-        run = predict_files(detector, files, args.save_dir, progress)
+        run = predict_files(detector, files, args.save_dir, progress, prog)
     except (DattnError, CudaError) as error:
         _error(prog, str(error))
         return getattr(error, "exit_code", 2)
