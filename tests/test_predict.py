@@ -205,3 +205,27 @@ def test_cli_lists_predict():
 def test_help_runs_without_a_model():
     result = run_python(["-m", "dattn.runtime.predict", "--help"])
     assert "--save-json" in result.stdout and "--conf" in result.stdout
+
+
+def test_read_ahead_gives_the_same_records(model, folder):
+    """The read-ahead thread (used when the model runs on a GPU) changes the timing only, and names bad files too."""
+    from dattn.runtime import Detector
+
+    detector = Detector(model)
+    files = sorted(str(p) for p in folder.iterdir())
+    ahead, plain = predict.predict_files(detector, files, read_ahead=True), predict.predict_files(detector, files,
+                                                                                                   read_ahead=False)
+    assert ahead.records == plain.records and len(ahead.records) == 5
+    assert ahead.failed == plain.failed == [str(folder / "broken.jpg"), str(folder / "notes.txt")]
+
+
+def test_read_ahead_hands_errors_to_the_caller():
+    def failing():
+        yield 1
+        raise ValueError("bad batch")
+
+    seen = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for value in predict.prefetched(failing()):
+            seen.append(value)
+    assert seen == [1]

@@ -98,7 +98,9 @@ class OnnxRuntimeRunner(object):
         self.input_name = model_input.name
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.info = model_info(metadata, [d if isinstance(d, int) else None for d in model_input.shape])
-        self.description = "ONNX Runtime {} ({})".format(onnxruntime.__version__, self.session.get_providers()[0])
+        provider = self.session.get_providers()[0]
+        self.description = "ONNX Runtime {} ({})".format(onnxruntime.__version__, provider)
+        self.on_cpu = provider == "CPUExecutionProvider"  # inference keeps every core busy
 
     def __call__(self, batch):
         return self.session.run(None, {self.input_name: batch})[0]

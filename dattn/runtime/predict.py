@@ -279,14 +279,20 @@ def prefetched(iterable, depth=2):
                 worker.join(0.01)
 
 
-def predict_files(detector, files, save_dir=None, progress=None, prog="dattn predict"):
+def predict_files(detector, files, save_dir=None, progress=None, prog="dattn predict", read_ahead=None):
     """Predict on every image and video frame of `files` in batches of the model's size; returns the Run.
 
-    The next batch is read and letterboxed in a background thread while the model runs on the current one.
+    With the model on a GPU, the next batch is read and letterboxed in a background thread while the model runs
+    on the current one. With ONNX Runtime on the CPU, whose workers occupy every core during a run, that thread
+    would only compete with them (measured slower on two cores: benchmarks/bench_predict.py). read_ahead=True or
+    False overrides the choice.
     """
     run = Run(detector, save_dir, progress if progress is not None else Progress(0, enabled=False), prog)
+    if read_ahead is None:
+        read_ahead = not getattr(detector.runner, "on_cpu", True)
+    batches = _batches(files, run, detector)
     try:
-        for items, batch, letterboxes in prefetched(_batches(files, run, detector)):
+        for items, batch, letterboxes in (prefetched(batches) if read_ahead else batches):
             run.predict(items, batch, letterboxes)
     finally:
         run.close_videos()

@@ -158,6 +158,7 @@ class TensorRTRunner(object):
         self.buffers = DeviceBuffers(self.cuda)
         version = getattr(self.trt, "__version__", "?")
         self.description = "TensorRT {} ({} API)".format(version, self.io.api)
+        self.on_cpu = False
 
     def _load_plugin(self, library):
         load_plugin_library(self.trt, self.logger, library, self.path)
