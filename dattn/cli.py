@@ -128,6 +128,12 @@ def plugin_main(argv: list[str]) -> int:
     return main(argv)
 
 
+def predict_main(argv: list[str]) -> int:
+    from dattn.runtime.predict import main
+
+    return main(argv)
+
+
 def demo_main(argv: list[str]) -> int:
     from dattn.demo import main
 
@@ -138,6 +144,7 @@ COMMANDS = {
     "export": (lambda argv: _export(argv, "dattn export"), "same as dattn-export"),
     "yolo": (yolo_main, "ultralytics' yolo CLI with DAttention registered, e.g. dattn yolo train model=yolov8n-dattn.yaml data=..."),
     "plugin": (plugin_main, "build or locate the TensorRT grid-sample plugin: dattn plugin build | path"),
+    "predict": (predict_main, "detections from an exported .onnx or .engine on images, folders, globs or videos (no torch)"),
     "demo": (demo_main, "train a tiny DAttention YOLO on generated shapes, export, verify, and compare mAP"),
 }
 

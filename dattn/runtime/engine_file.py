@@ -1,0 +1,67 @@
+"""TensorRT engine files in both forms: ultralytics' (4-byte little-endian length, JSON metadata, plan) and the raw plan.
+
+A raw plan starts with b"ftrt" (TensorRT) or b"vtrt" (TensorRT for RTX). trtexec, DeepStream and Triton read only
+raw plans; ultralytics' `YOLO("x.engine")` reads both.
+
+Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
+"""
+
+import collections
+import json
+
+from dattn.errors import ModelFileError
+
+TENSORRT_MAGIC = b"ftrt"
+TENSORRT_RTX_MAGIC = b"vtrt"
+# The Python module that deserializes each kind of plan.
+MODULE_FOR_MAGIC = {TENSORRT_MAGIC: "tensorrt", TENSORRT_RTX_MAGIC: "tensorrt_rtx"}
+_ZIP_MAGIC = b"PK\x03\x04"  # a PyTorch checkpoint (.pt) is a zip archive
+_HEADER_LENGTH_BYTES = 4
+
+EngineFile = collections.namedtuple("EngineFile", ["metadata", "plan", "module_name"])
+EngineFile.__doc__ = ("metadata (dict, empty for a raw plan), plan (bytes for the TensorRT runtime), module_name "
+                      "('tensorrt' or 'tensorrt_rtx': the one that can deserialize it, judged from the plan's magic).")
+
+
+def _header_metadata(data):
+    """The JSON metadata of ultralytics' header and its total length, or (None, 0) when `data` has no such header."""
+    if len(data) < _HEADER_LENGTH_BYTES + 2 or data[_HEADER_LENGTH_BYTES:_HEADER_LENGTH_BYTES + 1] != b"{":
+        return None, 0
+    length = int.from_bytes(data[:_HEADER_LENGTH_BYTES], "little")
+    end = _HEADER_LENGTH_BYTES + length
+    if end > len(data):
+        return None, end
+    try:
+        metadata = json.loads(data[_HEADER_LENGTH_BYTES:end].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, 0
+    return (metadata, end) if isinstance(metadata, dict) else (None, 0)
+
+
+def parse_engine_bytes(data, name="engine"):
+    """EngineFile from the bytes of an engine file; ModelFileError naming `name` when they are not one."""
+    metadata, header_end = _header_metadata(data)
+    if metadata is None and header_end > len(data):
+        raise ModelFileError("{}: truncated: its header announces {} bytes of metadata but the file has {} bytes; "
+                             "copy or export it again".format(name, header_end - _HEADER_LENGTH_BYTES, len(data)))
+    plan = data[header_end:] if metadata is not None else data
+    if plan[:4] == _ZIP_MAGIC:
+        raise ModelFileError("{}: is a PyTorch checkpoint, not a TensorRT engine; export it first "
+                             "(dattn-export --weights {} --format engine, or --format onnx)".format(name, name))
+    if not plan:
+        raise ModelFileError("{}: truncated: there is no engine after the metadata header".format(name))
+    # An unknown magic is left to TensorRT to judge (older plans, future ones); it says why it refuses.
+    module_name = MODULE_FOR_MAGIC.get(bytes(plan[:4]), "tensorrt")
+    return EngineFile(metadata or {}, plan, module_name)
+
+
+def read_engine_file(path):
+    """EngineFile of the engine at `path` (either form)."""
+    try:
+        with open(str(path), "rb") as f:
+            data = f.read()
+    except (IOError, OSError) as error:
+        raise ModelFileError("{}: cannot be read ({})".format(path, error.strerror or error))
+    if not data:
+        raise ModelFileError("{}: is empty".format(path))
+    return parse_engine_bytes(data, str(path))

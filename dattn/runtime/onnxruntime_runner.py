@@ -1,0 +1,106 @@
+"""Run an exported ONNX with ONNX Runtime on NCHW float32 batches, on the best execution provider available.
+
+TensorRT's execution provider, then CUDA's, then the CPU; `description` says which one runs. Names, stride,
+image size and whether shapes are dynamic come from the file's metadata and its input.
+A graph with DAttnGridSample plugin nodes runs with dattn's reference op (dattn.plugin.ort_reference), where
+dattn's plugin package and onnxruntime-extensions are installed.
+
+Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
+"""
+
+import importlib
+
+from dattn.errors import ConfigError, ModelFileError
+from dattn.runtime.metadata import model_info
+
+PLUGIN_OP = "DAttnGridSample"
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ConfigError("running an ONNX model needs ONNX Runtime: pip install onnxruntime (onnxruntime-gpu for CUDA); "
+                          "on a Jetson, NVIDIA's Jetson Zoo has onnxruntime-gpu wheels")
+    return onnxruntime
+
+
+def parse_device(device):
+    """(kind, index) from "cpu", "cuda", "cuda:1", "0" or None (None: the best available)."""
+    if device is None or device == "":
+        return None, 0
+    text = str(device).lower()
+    if text == "cpu":
+        return "cpu", 0
+    if text.startswith("cuda"):
+        text = text[4:].lstrip(":") or "0"
+    if not text.isdigit():
+        raise ConfigError("--device must be cpu, cuda, cuda:N or N, got {!r}".format(device))
+    return "cuda", int(text)
+
+
+def choose_providers(available, device=None):
+    """Execution providers to ask for, best first, given the available ones and the requested device."""
+    kind, index = parse_device(device)
+    if kind == "cpu":
+        return ["CPUExecutionProvider"]
+    gpu = [(name, {"device_id": index}) for name in _GPU_PROVIDERS if name in available]
+    if kind == "cuda" and not gpu:
+        raise ConfigError("--device {} asks for a GPU but this ONNX Runtime has no GPU execution provider (it has {}); "
+                          "pip install onnxruntime-gpu, or use --device cpu".format(device, ", ".join(available)))
+    return gpu + ["CPUExecutionProvider"]
+
+
+def _plugin_session_parts(path, options):
+    """Model bytes and session options that run the plugin nodes with dattn's reference op."""
+    try:
+        # Imported by name: optional (absent in the Jetson bundle), and the only runtime path that needs onnx.
+        onnx = importlib.import_module("onnx")
+        ort_reference = importlib.import_module("dattn.plugin.ort_reference")
+    except ImportError:
+        raise ModelFileError("{}: the graph uses the {} TensorRT plugin; ONNX Runtime runs it only with dattn's reference "
+                             "op (dattn and onnxruntime-extensions installed); build a TensorRT engine to run it here"
+                             .format(path, PLUGIN_OP))
+    return (ort_reference.onnxruntime_model(onnx.load(str(path))).SerializeToString(),
+            ort_reference.session_options(options))
+
+
+def _session(onnxruntime, path, providers, threads):
+    def options():
+        made = onnxruntime.SessionOptions()
+        if threads:
+            made.intra_op_num_threads = int(threads)
+        return made
+
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options(), providers=providers)
+    except Exception as error:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...) from pybind11
+        message = str(error)
+        if PLUGIN_OP not in message:
+            first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+            raise ModelFileError("{}: not a model ONNX Runtime can load (truncated, or another kind of file?): {}"
+                                 .format(path, first))
+    model, plugin_options = _plugin_session_parts(path, options())
+    # The reference op is numpy on the CPU; other providers would only copy back and forth.
+    return onnxruntime.InferenceSession(model, sess_options=plugin_options, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeRunner(object):
+    """`runner(batch)` -> the model's first output (N, 4 + classes, anchors) as float32."""
+
+    def __init__(self, path, device=None, threads=None):
+        onnxruntime = _import_onnxruntime()
+        self.path = str(path)
+        self.session = _session(onnxruntime, path, choose_providers(onnxruntime.get_available_providers(), device),
+                                threads)
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.info = model_info(metadata, [d if isinstance(d, int) else None for d in model_input.shape])
+        provider = self.session.get_providers()[0]
+        self.description = "ONNX Runtime {} ({})".format(onnxruntime.__version__, provider)
+        self.on_cpu = provider == "CPUExecutionProvider"  # inference keeps every core busy
+
+    def __call__(self, batch):
+        return self.session.run(None, {self.input_name: batch})[0]
