@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         print("bench_trt_gridsample_kernel: no CUDA GPU visible to torch; nothing to measure.", file=sys.stderr)
         return 1
 
-    from dattn.plugin.build import load_torch_kernel
+    from dattn.plugin.torch_kernel import load_torch_kernel
 
     kernel = load_torch_kernel()
     print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}")

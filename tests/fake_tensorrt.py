@@ -273,9 +273,6 @@ class FakeTensorRT:
 
 def engine_file_bytes(metadata: dict | None, plan: bytes = b"ftrt" + bytes(60)) -> bytes:
     """An engine file: ultralytics' header form when metadata is given, else the raw plan."""
-    if metadata is None:
-        return plan
-    import json
+    from dattn.runtime.engine_file import engine_file_bytes as write
 
-    header = json.dumps(metadata).encode()
-    return len(header).to_bytes(4, "little") + header + plan
+    return write(plan, metadata)

@@ -20,7 +20,8 @@ from trt_headers import tensorrt10_include_dir
 
 import dattn
 from dattn.errors import ConfigError
-from dattn.export.triton import MARKER, check_repository_target, plan_and_header, write_triton_repository
+from dattn.export.triton import MARKER, check_repository_target, write_triton_repository
+from dattn.runtime.engine_file import parse_engine_bytes
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient is not installed (pip install '.[dev]')")
 from google.protobuf import text_format  # noqa: E402  (comes with tritonclient's grpc dependencies)
@@ -154,7 +155,7 @@ def test_engine_gives_a_tensorrt_plan_model_holding_the_plan_without_its_header(
     header_length = int.from_bytes(engine[:4], "little")
     plan = (repository / NAME / "1" / "model.plan").read_bytes()
     assert plan == engine[4 + header_length:] and json.loads(engine[4:4 + header_length])["imgsz"] == [IMGSZ, IMGSZ]
-    assert plan_and_header(plan) == (plan, None)  # a raw plan passes through
+    assert parse_engine_bytes(plan).metadata == {}  # a raw plan passes through
     assert not (repository / NAME / "1" / "model.onnx").exists()
     assert configs[f"{NAME}_ensemble"].ensemble_scheduling.step[1].model_name == NAME
     assert f"{NAME}_python" in configs  # the ONNX Runtime flavour serves the same graph where TensorRT is absent
@@ -231,7 +232,7 @@ def test_bad_input_is_one_config_error_and_writes_nothing(onnx_files, rtx_engine
         # The header dattn writes for the plugin graph; the plan is RTX's from the native graph, since RTX's parser
         # cannot build the plugin graph (see test_trt_plugin_tensorrt_rtx.py). The writer reads only the header.
         meta = json.dumps(engine_metadata(onnx.load(str(onnx_files["plugin"])))).encode()
-        plan, _ = plan_and_header(rtx_engine.read_bytes())
+        plan = parse_engine_bytes(rtx_engine.read_bytes()).plan
         engine = tmp_path / "plugin.engine"
         engine.write_bytes(len(meta).to_bytes(4, "little") + meta + plan)
         onnx_path = onnx_files["plugin"]
@@ -262,7 +263,7 @@ def test_plugin_engine_ships_the_library_and_the_plugin_sources(onnx_files, rtx_
         pytest.skip("needs cmake and nvcc to build the plugin library")
     library = build_plugin(tmp_path / "plugin-build", tensorrt_root=tensorrt10_include_dir(), cuda_archs=[75])
     meta = json.dumps(engine_metadata(onnx.load(str(onnx_files["plugin"])))).encode()
-    plan, _ = plan_and_header(rtx_engine.read_bytes())  # RTX cannot build the plugin graph; the header is what counts
+    plan = parse_engine_bytes(rtx_engine.read_bytes()).plan  # RTX cannot build the plugin graph; the header is what counts
     engine = tmp_path / "plugin.engine"
     engine.write_bytes(len(meta).to_bytes(4, "little") + meta + plan)
 

@@ -14,7 +14,7 @@ SHAPES = [  # (N, C, H, W, Ho, Wo): odd sizes, batches, and the DAttention sizes
 
 @pytest.fixture(scope="module")
 def kernel():
-    from dattn.plugin.build import load_torch_kernel
+    from dattn.plugin.torch_kernel import load_torch_kernel
 
     return load_torch_kernel()
 

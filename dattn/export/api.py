@@ -73,8 +73,8 @@ def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, 
             report.lines.append("not verified (--no-verify)")
         _write_product(graphs, request, report, staged)
         written = staged.commit(*[path for path in staged.paths if path != request.picture])
-        if request.format == "triton":
-            written.insert(0, request.output)  # the repository writer renames its folder into place itself
+        if request.format in ("triton", "bundle"):
+            written.insert(0, request.output)  # their writers rename the folder into place themselves
         if request.picture in staged.paths:
             try:
                 written += staged.commit(request.picture)
@@ -233,7 +233,23 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
             report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
     elif request.format == "triton":
         _write_triton(graphs, request, report)
+    elif request.format == "bundle":
+        _write_bundle(graphs, request, report)
 
+
+def _write_bundle(graphs: dict, request: ExportRequest, report: Report) -> None:
+    from dattn.export.bundle import DEFAULT_MAX_BATCH, write_bundle
+
+    with tempfile.TemporaryDirectory(prefix="dattn-bundle-") as folder:
+        paths = {}
+        for precision, graph in graphs.items():
+            paths[precision] = Path(folder) / f"{precision}.onnx"
+            onnx.save(graph, str(paths[precision]))
+        _say(f"writing the Jetson bundle {request.output}")
+        write_bundle(request.output, paths["fp32"], paths.get("int8"), paths.get("fp16"),
+                     max_batch=request.batch if request.batch > 1 else DEFAULT_MAX_BATCH, precision=request.precision)
+    report.lines.append(f"bundle: {', '.join(f'{p.upper()} ONNX' for p in graphs)}, build_engine.sh builds the "
+                        f"{request.precision.upper()} engine on the device (see its README.md)")
 
 def _write_triton(graphs: dict, request: ExportRequest, report: Report) -> None:
     from dattn.export.triton import write_triton_repository

@@ -27,10 +27,10 @@ import onnx
 
 from dattn.errors import ConfigError
 from dattn.export.files import write_atomically
+from dattn.export.runtime_tree import copy_runtime_tree
 from dattn.export.tensorrt import engine_metadata
 
 TEMPLATES = Path(__file__).with_name("bundle_files")
-PACKAGE = Path(__file__).resolve().parents[1]  # dattn/
 PLUGIN_OP = "DAttnGridSample"
 PRECISIONS = ("fp16", "fp32", "int8")
 DEFAULT_MAX_BATCH = 8
@@ -112,15 +112,6 @@ def _readme(metadata: dict, input_name: str, dynamic: bool, shapes, uses_plugin:
     return text
 
 
-def _copy_runtime(folder: Path) -> None:
-    """dattn/__init__.py (empty: the full package's would import what the device lacks), errors.py, runtime/*.py."""
-    (folder / "dattn" / "runtime").mkdir(parents=True)
-    (folder / "dattn" / "__init__.py").write_text('"""dattn\'s runtime alone, as shipped in a deployment bundle."""\n')
-    shutil.copy2(PACKAGE / "errors.py", folder / "dattn" / "errors.py")
-    for source in sorted((PACKAGE / "runtime").glob("*.py")):
-        shutil.copy2(source, folder / "dattn" / "runtime" / source.name)
-
-
 def _copy_plugin(folder: Path) -> None:
     from dattn.plugin.build import plugin_source_dir
 
@@ -129,6 +120,14 @@ def _copy_plugin(folder: Path) -> None:
 
 def _make_executable(path: Path) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def check_bundle_target(out_dir: Path) -> None:
+    """ConfigError unless `out_dir` is new or an empty folder in an existing one: a bundle replaces nothing."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ConfigError(f"{out_dir}: exists and is not an empty folder; remove it or choose another bundle folder")
+    if not out_dir.parent.is_dir():
+        raise ConfigError(f"{out_dir}: cannot be written, folder {out_dir.parent} does not exist")
 
 
 def write_bundle(out_dir: str | os.PathLike, onnx_fp32: str | os.PathLike, onnx_int8: str | os.PathLike | None = None,
@@ -141,10 +140,7 @@ def write_bundle(out_dir: str | os.PathLike, onnx_fp32: str | os.PathLike, onnx_
     max_batch: the largest batch a dynamic-batch engine takes. precision: build_engine.sh's default.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(f"{out_dir}: exists and is not an empty folder; remove it or choose another bundle folder")
-    if not out_dir.parent.is_dir():
-        raise ConfigError(f"{out_dir}: cannot be written, folder {out_dir.parent} does not exist")
+    check_bundle_target(out_dir)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and onnx_int8 is None:
@@ -182,7 +178,7 @@ def write_bundle(out_dir: str | os.PathLike, onnx_fp32: str | os.PathLike, onnx_
         for script in ("build_engine.sh", "run.py"):
             shutil.copy2(TEMPLATES / script, staging / script)
             _make_executable(staging / script)
-        _copy_runtime(staging)
+        copy_runtime_tree(staging, "as shipped in a deployment bundle")
         if found_plugin:
             _copy_plugin(staging)
         if out_dir.exists():

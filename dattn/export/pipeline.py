@@ -1,9 +1,10 @@
 """Raw ONNX -> deployable ONNX in FP32, FP16 or INT8: the passes, in the order that keeps each one simple.
 
-    einsum -> LayerNorm (where the target needs it) -> [FP16 conversion] -> GridSample form -> onnxslim -> checks
+    einsum -> LayerNorm (where the target needs it) -> GridSample form -> [FP16 conversion] -> onnxslim -> checks
     FP32 graph -> Q/DQ calibration (INT8; on the native/gather graph, the plugin node put in afterwards)
 
-FP16 conversion comes before the GridSample rewrite so that the gather and plugin forms sample in float32.
+The sensitive nodes are named before the rewrites, which name the nodes they make after the node they replace:
+FP16 conversion and INT8 calibration keep those in float.
 """
 
 from __future__ import annotations
@@ -17,16 +18,28 @@ from dattn.export import passes
 from dattn.export.targets import ExportPlan
 
 
-def _common(raw: onnx.ModelProto, plan: ExportPlan) -> onnx.ModelProto:
+def _common(raw: onnx.ModelProto, plan: ExportPlan) -> tuple[onnx.ModelProto, set[str]]:
+    """einsum and LayerNorm rewritten; and the names of the sampling and normalisation nodes, taken before."""
     model = passes.decompose_einsum(raw)
-    return passes.decompose_layer_norm(model) if plan.decompose_layer_norm else model
+    sensitive = {n.name for n in model.graph.node if n.op_type in ("GridSample", "LayerNormalization")}
+    sensitive |= passes.sampling_coordinate_nodes(model)
+    return (passes.decompose_layer_norm(model) if plan.decompose_layer_norm else model), sensitive
 
 
-def _finish(model: onnx.ModelProto, grid_sample: str, simplify: bool) -> onnx.ModelProto:
+def _named_after(model: onnx.ModelProto, names: set[str]) -> list[str]:
+    """The nodes of `model` named in `names`, or made by a rewrite of one of them."""
+    return [n.name for n in model.graph.node if n.name in names or any(n.name.startswith(name + "/") for name in names)]
+
+
+def _with_form(model: onnx.ModelProto, grid_sample: str) -> onnx.ModelProto:
     if grid_sample == "gather":
-        model = passes.grid_sample_to_gather(model)
-    elif grid_sample == "plugin":
-        model = passes.grid_sample_to_plugin(model)
+        return passes.grid_sample_to_gather(model)
+    if grid_sample == "plugin":
+        return passes.grid_sample_to_plugin(model)
+    return model
+
+
+def _checked(model: onnx.ModelProto, simplify: bool) -> onnx.ModelProto:
     if simplify:
         model = _simplified(model)
     passes.assert_no_float64(model)
@@ -46,13 +59,16 @@ def _simplified(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def float32_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> onnx.ModelProto:
-    return _finish(_common(raw, plan), plan.grid_sample, simplify)
+    model, _ = _common(raw, plan)
+    return _checked(_with_form(model, plan.grid_sample), simplify)
 
 
 def float16_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> tuple[onnx.ModelProto, Counter]:
     """The FP16 graph and the op types that still compute in FP32 (by count)."""
-    half = passes.convert_to_float16(_common(raw, plan))
-    return _finish(half, plan.grid_sample, simplify), passes.float32_compute(half)
+    model, sensitive = _common(raw, plan)
+    model = _with_form(model, plan.grid_sample)
+    half = passes.convert_to_float16(model, keep=_named_after(model, sensitive))
+    return _checked(half, simplify), passes.float32_compute(half)
 
 
 def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: list[Path], imgsz: tuple[int, int],
@@ -60,13 +76,10 @@ def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: li
     """The Q/DQ graph calibrated on `images`, and how many nodes stayed in float."""
     from dattn.export.quantize import float_nodes, quantize_int8
 
-    base = _common(raw, plan)
-    kept = set(float_nodes(base, head_scope))
-    samplers = [n.name for n in base.graph.node if n.op_type == "GridSample"]
+    model, sensitive = _common(raw, plan)
     runnable_form = "native" if plan.grid_sample == "plugin" else plan.grid_sample  # ONNX Runtime calibrates it
-    model = _finish(base, runnable_form, simplify)
-    # The gather form's nodes are named after the GridSample they replace.
-    keep = [n.name for n in model.graph.node if n.name in kept or any(n.name.startswith(s + "/") for s in samplers)]
+    model = _checked(_with_form(model, runnable_form), simplify)
+    keep = sorted(set(_named_after(model, sensitive)) | set(float_nodes(model, head_scope)))  # + stem and head
     quantized = quantize_int8(model, images, imgsz, flavour, keep)
     if plan.grid_sample == "plugin":
         quantized = passes.grid_sample_to_plugin(quantized)

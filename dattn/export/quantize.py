@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from dattn.export.passes.float16 import sampling_coordinate_nodes
 from dattn.export.verify import letterbox
 
 FLAVOURS = ("tensorrt", "onnxruntime")
@@ -52,10 +51,12 @@ def _stem_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def float_nodes(model: onnx.ModelProto, head_scope: str) -> list[str]:
-    """The nodes left unquantized: the stem, the head (names under `head_scope`), the sampling step."""
+    """The nodes measured to suffer from quantization: the stem and the head (names under `head_scope`).
+
+    (The sampling step, which the pipeline names before its rewrite, is kept in float too.)
+    """
     head = [n.name for n in model.graph.node if n.name.startswith(head_scope)]
-    sampling = [n.name for n in model.graph.node if n.op_type == "GridSample"] + sorted(sampling_coordinate_nodes(model))
-    return [*_stem_nodes(model), *head, *sampling]
+    return [*_stem_nodes(model), *head]
 
 
 def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], progress):

@@ -52,9 +52,8 @@ class ExportRequest:
 
     @property
     def picture(self) -> Path:
-        """Where the verification picture goes: beside the main output."""
-        base = self.output if self.format in ("onnx", "engine") else self.output / "verify"
-        return base.with_name(base.name.split(".")[0] + "_verify.png")
+        """Where the verification picture goes: beside the main output (file or folder), named after it."""
+        return self.output.with_name(self.output.name.split(".")[0] + "_verify.png")
 
 
 def normalize_imgsz(imgsz, flag: str = "--imgsz") -> tuple[int, int]:
@@ -204,6 +203,10 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
         from dattn.export.triton import check_repository_target
 
         check_repository_target(request.output, name)
+    if format == "bundle":
+        from dattn.export.bundle import check_bundle_target
+
+        check_bundle_target(request.output)
     return request
 
 

@@ -15,7 +15,6 @@ DeepStream and C++ loaders read.
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +153,6 @@ def engine_metadata(onnx_model: onnx.ModelProto) -> dict:
 
 def engine_file(plan: bytes, metadata: dict, raw: bool) -> bytes:
     """The bytes of an engine file: ultralytics' header + plan, or the bare plan."""
-    if raw:
-        return plan
-    header = json.dumps(metadata).encode()
-    return len(header).to_bytes(4, "little") + header + plan
+    from dattn.runtime.engine_file import engine_file_bytes
+
+    return engine_file_bytes(plan, None if raw else metadata)

@@ -29,6 +29,8 @@ import onnx
 
 from dattn.errors import ConfigError
 from dattn.export.files import umask
+from dattn.export.runtime_tree import copy_runtime_tree
+from dattn.runtime.engine_file import read_engine_file
 
 FILES = Path(__file__).with_name("triton_files")
 MARKER = "dattn_triton.json"
@@ -95,23 +97,6 @@ def graph_interface(model: onnx.ModelProto) -> GraphInterface:
         raise ConfigError(f"expected one float32 (N, 3, H, W) image input, the graph has {inputs}")
     return GraphInterface(inputs[0], tuple(_tensor(o) for o in model.graph.output), metadata,
                           any(node.op_type == OP_TYPE for node in model.graph.node))
-
-
-def plan_and_header(engine: bytes) -> tuple[bytes, dict | None]:
-    """The serialized TensorRT plan inside an engine file, and ultralytics' JSON header if it has one.
-
-    dattn and ultralytics write a 4-byte little-endian length and JSON metadata before the plan; Triton's
-    TensorRT backend wants the plan alone.
-    """
-    length = int.from_bytes(engine[:4], "little")
-    if 0 < length <= len(engine) - 4:
-        try:
-            header = json.loads(engine[4:4 + length].decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            header = None
-        if isinstance(header, dict):
-            return engine[4 + length:], header
-    return engine, None
 
 
 def check_model_name(name: str) -> None:
@@ -303,24 +288,11 @@ def ensemble_config(name: str, detector: str, steps: tuple[str, str], interface:
 
 # --- files ----------------------------------------------------------------------------------------------------------
 
-def copy_runtime(version_dir: Path) -> None:
-    """dattn/__init__.py (empty), dattn/errors.py and dattn/runtime/*.py beside a model.py: all the server needs."""
-    import dattn.errors
-    import dattn.runtime
-
-    package = version_dir / "dattn"
-    (package / "runtime").mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    shutil.copy(dattn.errors.__file__, package / "errors.py")
-    for source in sorted(Path(dattn.runtime.__file__).parent.glob("*.py")):
-        shutil.copy(source, package / "runtime" / source.name)
-
-
 def _python_model(folder: Path, template: str, config: str) -> Path:
     version = folder / "1"
     version.mkdir(parents=True)
     shutil.copy(FILES / template, version / "model.py")
-    copy_runtime(version)
+    copy_runtime_tree(version, "as shipped in a Triton python-backend model")
     (folder / "config.pbtxt").write_text(config)
     return version
 
@@ -401,7 +373,8 @@ def write_triton_repository(
             raise ConfigError(f"{engine_path}: no such engine file")
         if device == "cpu":
             raise ConfigError("a TensorRT engine runs on a GPU: leave device at auto or gpu")
-        plan, header = plan_and_header(engine_path.read_bytes())
+        engine = read_engine_file(engine_path)
+        plan, header = engine.plan, engine.metadata or None
     uses_plugin = interface.uses_plugin or (header or {}).get("dattn_grid_sample") == "plugin"
     if uses_plugin and engine_path is None:
         raise ConfigError(f"{onnx_path} holds DAttnGridSample plugin nodes, which only TensorRT runs: pass the engine built "

@@ -115,17 +115,6 @@ def build_plugin(build_dir: Optional[Union[str, os.PathLike]] = None,
     return library
 
 
-def load_torch_kernel(verbose: bool = False):
-    """The CUDA kernel as a torch extension (`grid_sample_bilinear(x, grid, align_corners)`), for tests and benchmarks."""
-    from torch.utils.cpp_extension import load
-
-    source = plugin_source_dir()
-    return load(name="dattn_grid_sample_kernel",
-                sources=[str(source / "torch_extension" / "gridSampleTorchBinding.cpp"),
-                         str(source / "gridSampleKernel.cu")],
-                extra_include_paths=[str(source)], verbose=verbose)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """`dattn plugin build [--build-dir D] [--tensorrt-root R] [--cuda-archs 87,75]` | `dattn plugin path`."""
     parser = argparse.ArgumentParser(prog="dattn plugin", description="The DAttnGridSample TensorRT plugin.")

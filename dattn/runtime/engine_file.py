@@ -55,6 +55,14 @@ def parse_engine_bytes(data, name="engine"):
     return EngineFile(metadata or {}, plan, module_name)
 
 
+def engine_file_bytes(plan, metadata=None):
+    """The bytes of an engine file: ultralytics' header form with `metadata`, else the raw plan."""
+    if metadata is None:
+        return plan
+    header = json.dumps(metadata).encode("utf-8")
+    return len(header).to_bytes(_HEADER_LENGTH_BYTES, "little") + header + plan
+
+
 def read_engine_file(path):
     """EngineFile of the engine at `path` (either form)."""
     try:

@@ -8,12 +8,11 @@ dattn's plugin package and onnxruntime-extensions are installed.
 Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
 """
 
-import importlib
 
 from dattn.errors import ConfigError, ModelFileError
+from dattn.plugin.contract import OP_TYPE as PLUGIN_OP
 from dattn.runtime.metadata import model_info
 
-PLUGIN_OP = "DAttnGridSample"
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -54,10 +53,10 @@ def choose_providers(available, device=None):
 
 def _plugin_session_parts(path, options):
     """Model bytes and session options that run the plugin nodes with dattn's reference op."""
-    try:
-        # Imported by name: optional (absent in the Jetson bundle), and the only runtime path that needs onnx.
-        onnx = importlib.import_module("onnx")
-        ort_reference = importlib.import_module("dattn.plugin.ort_reference")
+    try:  # optional: the Jetson bundle and Triton carry no reference op, and only this path needs onnx
+        import onnx
+
+        from dattn.plugin import ort_reference
     except ImportError:
         raise ModelFileError("{}: the graph uses the {} TensorRT plugin; ONNX Runtime runs it only with dattn's reference "
                              "op (dattn and onnxruntime-extensions installed); build a TensorRT engine to run it here"

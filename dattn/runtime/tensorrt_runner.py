@@ -7,19 +7,18 @@ it is loaded when the metadata says so, or when TensorRT reports a missing plugi
 Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
 """
 
-import ctypes
-import importlib
 import sys
 
 import numpy as np
 
 from dattn.errors import ConfigError, ModelFileError, PluginError
+from dattn.plugin.contract import OP_TYPE as PLUGIN_OP
+from dattn.plugin.library import load_plugin_library
 from dattn.runtime.cuda import CudaRuntime, DeviceBuffers
 from dattn.runtime.engine_file import read_engine_file
 from dattn.runtime.metadata import model_info
 from dattn.runtime.tensorrt_io import tensor_io, tensor_nbytes
 
-PLUGIN_OP = "DAttnGridSample"
 # What TensorRT logs when it cannot find a plugin creator (8.x: "getPluginCreator could not find plugin",
 # "IPluginCreator not found"; 10.x: "Cannot find plugin: DAttnGridSample ...").
 _MISSING_PLUGIN_HINTS = ("could not find plugin", "cannot find plugin", "creator not found", "plugin creator",
@@ -59,34 +58,6 @@ def capturing_logger(trt, echo=None):
     return CapturingLogger()
 
 
-def default_plugin_library():
-    """The library `dattn plugin build` made, when dattn's plugin package is installed; else None."""
-    try:
-        # Imported by name: optional (the Jetson bundle and Triton carry the runtime alone), and its module also
-        # holds a torch helper this path never calls, which the import linter's runtime contract would count.
-        build = importlib.import_module("dattn.plugin.build")
-    except ImportError:
-        return None
-    found = build.plugin_path()
-    return str(found) if found is not None else None
-
-
-def load_plugin_library(trt, logger, library, path):
-    """dlopen the plugin library (its static initialisers register the creator) and TensorRT's own plugins."""
-    if library is None:
-        raise PluginError(
-            "{}: the engine uses the {} TensorRT plugin and its library is not found: build it with `dattn plugin "
-            "build` (in the Jetson bundle: ./build_engine.sh builds it) and pass --plugin PATH/libdattn_trt_plugins.so"
-            .format(path, PLUGIN_OP))
-    try:
-        ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
-    except OSError as error:
-        raise PluginError("{}: the {} plugin library {} cannot be loaded ({}); rebuild it for this TensorRT with "
-                          "`dattn plugin build`".format(path, PLUGIN_OP, library, error))
-    if hasattr(trt, "init_libnvinfer_plugins"):
-        trt.init_libnvinfer_plugins(logger, "")
-
-
 def mentions_missing_plugin(errors):
     text = " ".join(errors).lower()
     return PLUGIN_OP.lower() in text or any(hint in text for hint in _MISSING_PLUGIN_HINTS)
@@ -124,18 +95,21 @@ class TensorRTRunner(object):
     """`runner(batch)` -> the model's first output (N, 4 + classes, anchors) as float32.
 
     metadata: names, stride, imgsz... for a raw plan, which carries none (as in ultralytics' engine header).
-    trt and cuda may be given (tests pass fakes of each API generation); by default the TensorRT module named by
-    the plan's magic and CudaRuntime() on libcudart.
+    plugin_library: the plugin's library (default: $DATTN_TRT_PLUGIN, else what `dattn plugin build` made).
+    trt, cuda and load_plugin may be given (tests pass fakes of each API generation); by default the TensorRT
+    module named by the plan's magic, CudaRuntime() on libcudart, and dattn.plugin.library's loader.
     """
 
-    def __init__(self, path, device=0, plugin_library=None, metadata=None, trt=None, cuda=None, echo=sys.stderr):
+    def __init__(self, path, device=0, plugin_library=None, metadata=None, trt=None, cuda=None, echo=sys.stderr,
+                 load_plugin=load_plugin_library):
         engine_file = read_engine_file(path)
         if not engine_file.metadata and metadata:
             engine_file = engine_file._replace(metadata=dict(metadata))
         self.path = str(path)
         self.trt = trt if trt is not None else import_tensorrt(engine_file.module_name)
         self.logger = capturing_logger(self.trt, echo)
-        library = plugin_library if plugin_library is not None else default_plugin_library()
+        library = plugin_library
+        self.load_plugin = load_plugin
         self.plugin_loaded = False
         if engine_file.metadata.get("dattn_grid_sample") == "plugin":  # before CUDA: a missing library says so first
             self._load_plugin(library)
@@ -161,7 +135,7 @@ class TensorRTRunner(object):
         self.on_cpu = False
 
     def _load_plugin(self, library):
-        load_plugin_library(self.trt, self.logger, library, self.path)
+        self.load_plugin(self.trt, self.logger, library)
         self.plugin_loaded = True
 
     def _deserialize(self, plan, library):

@@ -2,10 +2,10 @@
 
 from dattn.export.passes.dtype_check import assert_no_float64, find_float64
 from dattn.export.passes.einsum import decompose_einsum
-from dattn.export.passes.float16 import convert_to_float16, float32_compute
+from dattn.export.passes.float16 import convert_to_float16, float32_compute, sampling_coordinate_nodes
 from dattn.export.passes.grid_sample_gather import grid_sample_to_gather
 from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
 from dattn.export.passes.layer_norm import decompose_layer_norm
 
 __all__ = ["assert_no_float64", "convert_to_float16", "decompose_einsum", "decompose_layer_norm", "find_float64",
-           "float32_compute", "grid_sample_to_gather", "grid_sample_to_plugin"]
+           "float32_compute", "grid_sample_to_gather", "grid_sample_to_plugin", "sampling_coordinate_nodes"]

@@ -4,7 +4,8 @@ Why: TensorRT 11 and TensorRT for RTX build strongly typed networks only (no FP1
 ONNX whose tensors are float16. The same file serves ONNX Runtime's CUDA and TensorRT execution providers.
 
 What stays float32, with Casts around it (inputs and outputs stay float32 too):
-- GridSample and the arithmetic that computes its sampling coordinates, back to the offset convolution: in float16
+- GridSample (in every form: native, gather, plugin) and the arithmetic that computes its sampling coordinates,
+  back to the offset convolution: in float16
   a coordinate near pixel 20 is rounded to 1/64 pixel, an error of up to 1.6 % in the bilinear weights that the
   gather form computes from it;
 - Softmax (attention and the head's distribution focal loss) and LayerNormalization, whose reductions lose
@@ -19,13 +20,16 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import Counter
+from typing import Iterable
 
 import onnx
 from onnx import TensorProto
 
+from dattn.plugin.contract import OP_TYPE
+
 from ._graph import infer_types
 
-FLOAT32_OPS = ("GridSample", "Softmax", "LayerNormalization", "Resize")
+FLOAT32_OPS = ("GridSample", OP_TYPE, "Softmax", "LayerNormalization", "Resize")
 # Where a backward walk from a sensitive tensor stops: the layers that do the heavy lifting stay float16.
 _HEAVY_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Softmax", "LayerNormalization"}
 
@@ -85,17 +89,18 @@ def _own_constants(model: onnx.ModelProto, kept: set[str]) -> onnx.ModelProto:
     return out
 
 
-def convert_to_float16(model: onnx.ModelProto) -> onnx.ModelProto:
+def convert_to_float16(model: onnx.ModelProto, keep: Iterable[str] = ()) -> onnx.ModelProto:
     """A float16 copy of `model` (float32 inputs and outputs) with the sensitive parts kept in float32.
 
-    Run it before the GridSample rewrites, so the gather or plugin form samples in float32.
+    keep: names of further nodes to keep in float32: the nodes a rewrite made of a GridSample or a
+    LayerNormalization (the gather form, the decomposed normalisation), which their op type no longer tells.
     """
     from onnxconverter_common import float16
 
     unnamed = [n for n in model.graph.node if not n.name]
     if unnamed:
         raise ValueError(f"convert_to_float16: {len(unnamed)} nodes have no name, so they cannot be kept in float32")
-    kept = sampling_coordinate_nodes(model)
+    kept = sampling_coordinate_nodes(model) | set(keep)
     model = _own_constants(model, kept)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the float32 number ... will be truncated": tiny weights, expected
