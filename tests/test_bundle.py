@@ -295,10 +295,10 @@ def test_run_py_fallback_gives_the_detections_of_dattn_predict(exports, recipe_r
 
 def test_run_py_uses_the_shipped_runtime(exports, tmp_path):
     bundle = _bundle(tmp_path, exports["static"])
-    extra = ("import dattn\nprint(dattn.__file__)\n"
-             "try:\n    import dattn.plugin\nexcept ImportError:\n    print('no plugin package')\n")
+    extra = "import dattn, dattn.plugin.library\nprint(dattn.__file__)\nprint(dattn.plugin.library.__file__)\n"
     result = _run_py(bundle, "--help", cwd=tmp_path, extra=extra)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert "usage: run.py" in result.stdout
-    assert lines[-2] == str(bundle / "dattn" / "__init__.py") and lines[-1] == "no plugin package"
+    assert lines[-2] == str(bundle / "dattn" / "__init__.py")
+    assert lines[-1] == str(bundle / "dattn" / "plugin" / "library.py")  # the plugin loader travels with the runtime

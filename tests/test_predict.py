@@ -151,10 +151,10 @@ def test_missing_source_is_one_line(model, tmp_path, capsys):
 def test_engine_needing_the_missing_plugin_is_one_line(model, folder, tmp_path, monkeypatch, capsys):
     """A real engine file (TensorRT for RTX's plan in ultralytics' header) whose metadata says it uses the plugin."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) builds without a GPU")
-    from dattn.export.tensorrt import build_engine
+    from engines import build_engine_file
     from dattn.runtime.engine_file import read_engine_file
 
-    engine = build_engine(model, tmp_path / "best.engine", module_name="tensorrt_rtx")
+    engine = build_engine_file(model, tmp_path / "best.engine", module_name="tensorrt_rtx")
     parsed = read_engine_file(engine)
     header = json.dumps({**parsed.metadata, "dattn_grid_sample": "plugin"}).encode()
     engine.write_bytes(len(header).to_bytes(4, "little") + header + parsed.plan)

@@ -78,10 +78,10 @@ def test_empty_engine_file(tmp_path):
 def rtx_engine(recipe_weights, tmp_path_factory):
     """A real engine file written by dattn's exporter (ultralytics header + plan), built by TensorRT for RTX."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) builds without a GPU")
-    from dattn.export.tensorrt import build_engine
+    from engines import build_engine_file
 
     onnx_path = exported_onnx(tmp_path_factory, recipe_weights, "static-160", imgsz=160)
-    return build_engine(onnx_path, tmp_path_factory.mktemp("rtx") / "best.engine", module_name="tensorrt_rtx")
+    return build_engine_file(onnx_path, tmp_path_factory.mktemp("rtx") / "best.engine", module_name="tensorrt_rtx")
 
 
 def test_engine_written_by_the_exporter_parses(rtx_engine):
@@ -345,11 +345,11 @@ def _gpu_and_tensorrt():
 @pytest.mark.skipif(_gpu_and_tensorrt() is not None, reason=str(_gpu_and_tensorrt()))
 @pytest.mark.parametrize("form", ["header", "raw plan"])
 def test_engine_built_and_run_on_the_gpu(form, recipe_weights, recipe_run, tmp_path_factory, tmp_path):
-    from dattn.export.tensorrt import build_engine
+    from engines import build_engine_file
     from dattn.runtime import Detector
 
     onnx_path = exported_onnx(tmp_path_factory, recipe_weights, "static-160", imgsz=160)
-    engine = build_engine(onnx_path, tmp_path / "best.engine")
+    engine = build_engine_file(onnx_path, tmp_path / "best.engine")
     metadata = None
     if form == "raw plan":
         parsed = read_engine_file(engine)
@@ -365,11 +365,11 @@ def test_engine_built_and_run_on_the_gpu(form, recipe_weights, recipe_run, tmp_p
 @pytest.mark.gpu
 @pytest.mark.skipif(_gpu_and_tensorrt() is not None, reason=str(_gpu_and_tensorrt()))
 def test_dynamic_engine_on_the_gpu(recipe_weights, recipe_run, tmp_path_factory, tmp_path):
-    from dattn.export.tensorrt import build_engine
+    from engines import build_engine_file
     from dattn.runtime import Detector
 
     onnx_path = exported_onnx(tmp_path_factory, recipe_weights, "dynamic-192-at-256", imgsz=192, dynamic=True)
-    engine = build_engine(onnx_path, tmp_path / "dynamic.engine")
+    engine = build_engine_file(onnx_path, tmp_path / "dynamic.engine")
     ours, reference = Detector(engine, imgsz=256), Detector(onnx_path, imgsz=256, device="cpu")
     for image in validation_images(recipe_run, 3):
         a, b = ours.predict(str(image)), reference.predict(str(image))

@@ -162,18 +162,17 @@ def test_engine_gives_a_tensorrt_plan_model_holding_the_plan_without_its_header(
 
 
 def test_python_models_carry_the_installed_runtime_and_nothing_else_of_dattn(onnx_files, tmp_path):
-    import dattn.runtime
+    from dattn.export.runtime_tree import PACKAGE, shipped_files
 
     repository = write_triton_repository(tmp_path / "repo", onnx_files["dynamic"], name=NAME)
-    runtime = Path(dattn.runtime.__file__).parent
+    expected = sorted(str(p) for p in shipped_files())
+    assert "runtime/predict.py" in expected and "plugin/library.py" in expected and "errors.py" in expected
     for model in PYTHON_MODELS:
         package = repository / model / "1" / "dattn"
-        assert (package / "__init__.py").read_text() == ""
-        assert filecmp.cmp(package / "errors.py", Path(dattn.errors.__file__), shallow=False)
-        shipped = sorted(p.name for p in (package / "runtime").iterdir())
-        assert shipped == sorted(p.name for p in runtime.glob("*.py"))
-        assert all(filecmp.cmp(package / "runtime" / n, runtime / n, shallow=False) for n in shipped)
-        assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "errors.py", "runtime"]
+        assert "import" not in (package / "__init__.py").read_text()  # the full package's would import torch
+        copied = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent != package)
+        assert copied == expected
+        assert all(filecmp.cmp(package / name, PACKAGE / name, shallow=False) for name in expected)
 
 
 def test_python_backend_files_are_python_3_6_compatible(onnx_files, tmp_path):
