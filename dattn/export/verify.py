@@ -245,7 +245,7 @@ def summary(results: list[CaseResult]) -> str:
     flipped = sum(d.other_class for d in detections)
     verdict = ("identical" if all(d.identical for d in detections)
                else f"{matched} of {total} matched" + (f" ({flipped} of the other class, their two best scores within tolerance)" if flipped else "")
-               + (", the rest straddle --conf" if matched < total else ""))
+               + (", the rest within tolerance of --conf or of the NMS threshold" if matched < total else ""))
     worst_boxes = f"{max(boxes):.2g} px" if boxes else "n/a"
     return (f"verified on {len(results)} inputs against PyTorch (tolerance: {tol}): worst raw box error {worst_boxes}, "
             f"worst score error {max(r.score_error for r in results):.1e}; detections {verdict}")
