@@ -7,7 +7,7 @@ import sys
 
 
 def _export_parser(prog: str) -> argparse.ArgumentParser:
-    from dattn.export.targets import GRID_SAMPLE_FORMS, TARGETS
+    from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, GRID_SAMPLE_FORMS, TARGETS
 
     targets = "; ".join(f"{name}: {t.description}" for name, t in TARGETS.items())
     p = argparse.ArgumentParser(prog=prog, description="Export a YOLO checkpoint (with DAttention or without) to deployable ONNX or a TensorRT engine.")
@@ -23,6 +23,7 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True, help="check ONNX Runtime against PyTorch")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold for the detection comparison")
     p.add_argument("--output", help="where to write (default: the weights' name with .onnx / .engine)")
+    p.add_argument("--exporter", default=DEFAULT_EXPORTER, choices=EXPORTERS, help="torch's ONNX exporter: dynamo (torch.export) or torchscript (deprecated by torch)")
     p.add_argument("--device", default="cpu", help="device to trace on: cpu or cuda:0")
     return p
 
@@ -35,7 +36,7 @@ def export_main(argv: list[str] | None = None, prog: str = "dattn-export") -> in
         path = export(
             args.weights, format=args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
             grid_sample=args.grid_sample, target=args.target, simplify=args.simplify, verify=args.verify,
-            output=args.output, device=args.device, conf=args.conf,
+            output=args.output, device=args.device, conf=args.conf, exporter=args.exporter,
         )
     except (CheckpointError, ConfigError, VerificationError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ from dattn.errors import ConfigError, VerificationError
 from dattn.export import passes
 from dattn.export.files import staged_beside, write_atomically
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
-from dattn.export.targets import ExportPlan, plan_export
+from dattn.export.targets import DEFAULT_EXPORTER, ExportPlan, plan_export
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
 
 FORMATS = ("onnx", "engine")
@@ -96,13 +96,15 @@ def export(
     output: str | Path | None = None,
     device: str = "cpu",
     conf: float = 0.25,
+    exporter: str = DEFAULT_EXPORTER,
 ) -> Path:
     """Export a YOLO checkpoint (with or without DAttention) and return the path written.
 
     format "onnx" writes a deployable ONNX for `target` and, with `verify`, checks it against PyTorch
     with ONNX Runtime; "engine" also builds a TensorRT engine from it (needs the `tensorrt` package).
     Raises ConfigError or CheckpointError for bad input (nothing is written then) and
-    VerificationError when ONNX Runtime disagrees with PyTorch.
+    VerificationError when ONNX Runtime disagrees with PyTorch. `exporter` picks torch's ONNX exporter:
+    "dynamo" (torch.export-based) or "torchscript" (deprecated by torch).
     """
     if format not in FORMATS:
         raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -121,9 +123,9 @@ def export(
     started = time.perf_counter()
     _say(f"dattn export: loading {weights}")
     model = _load_model(weights)
-    _say(f"dattn export: tracing at {batch}x3x{size[0]}x{size[1]}, opset {plan.opset}{', dynamic' if dynamic else ''}")
+    _say(f"dattn export: tracing at {batch}x3x{size[0]}x{size[1]}, opset {plan.opset}{', dynamic' if dynamic else ''}, {exporter} exporter")
     example = torch.zeros(batch, 3, *size, device=device)
-    raw = export_onnx(prepare_for_export(model, dynamic).to(device), example, plan.opset, dynamic)
+    raw = export_onnx(prepare_for_export(model, dynamic).to(device), example, plan.opset, dynamic, exporter)
     _say(f"dattn export: rewriting (einsum, grid-sample {plan.grid_sample}{', layer-norm' if plan.decompose_layer_norm else ''}"
          f"{', onnxslim' if simplify else ''})")
     deployable = deployable_onnx(raw, plan, simplify)
