@@ -23,7 +23,6 @@ import torch
 
 from dattn.errors import ConfigError
 from dattn.export import passes
-from dattn.export.passes.opset_downgrade import downgrade_opset
 from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, NATIVE_GRID_SAMPLE_MIN_OPSET
 
 INPUT_NAME, OUTPUT_NAME = "images", "output0"  # ultralytics' names, which its ONNX backend expects
@@ -113,7 +112,7 @@ def _export_dynamo(model, example, opset, dynamic) -> onnx.ModelProto:
     if opset < DYNAMO_MIN_OPSET:
         if opset < LAYER_NORM_MIN_OPSET:
             model_proto = passes.decompose_layer_norm(model_proto)
-        model_proto = downgrade_opset(model_proto, opset, placeholders=_PLACEHOLDERS)
+        model_proto = passes.downgrade_opset(model_proto, opset, placeholders=_PLACEHOLDERS)
     model_proto.ir_version = onnx.helper.find_min_ir_version_for(list(model_proto.opset_import))
     return model_proto
 

@@ -5,5 +5,6 @@ from dattn.export.passes.einsum import decompose_einsum
 from dattn.export.passes.grid_sample_gather import grid_sample_to_gather
 from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
 from dattn.export.passes.layer_norm import decompose_layer_norm
+from dattn.export.passes.opset_downgrade import downgrade_opset
 
-__all__ = ["assert_no_float64", "decompose_einsum", "decompose_layer_norm", "find_float64", "grid_sample_to_gather", "grid_sample_to_plugin"]
+__all__ = ["assert_no_float64", "decompose_einsum", "decompose_layer_norm", "downgrade_opset", "find_float64", "grid_sample_to_gather", "grid_sample_to_plugin"]

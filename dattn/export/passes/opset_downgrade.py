@@ -40,13 +40,12 @@ TYPE_ONLY = {
         "GatherND")},
     **{(op, 12): None for op in ("Clip", "Max", "Min", "MaxPool", "Pow", "ReduceMax", "ReduceMin")},
     **{(op, 14): None for op in ("Identity", "Relu", "CumSum")},
-    **{(op, 15): None for op in ("Pow", "BatchNormalization")},
+    ("Pow", 15): None,
     **{(op, 16): None for op in ("Where", "Identity", "LeakyRelu", "LessOrEqual", "GreaterOrEqual")},
 }
 
 # (op, version) -> {attribute: default} for steps that only added attributes.
 ADDED_ATTRIBUTES = {
-    ("BatchNormalization", 14): {"training_mode": 0},
     ("ArgMax", 12): {"select_last_index": 0},
     ("ArgMin", 12): {"select_last_index": 0},
     ("GatherND", 12): {"batch_dims": 0},
