@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dattn.export.passes.opset_downgrade import ADDED_ATTRIBUTES, INPUT_TO_ATTRIBUTE, TYPE_ONLY, downgrade_opset
+from dattn.export.passes.opset_downgrade import ADDED_ATTRIBUTE_VALUES, ADDED_ATTRIBUTES, INPUT_TO_ATTRIBUTE, TYPE_ONLY, downgrade_opset
 
 TARGETS = range(11, 18)
 
@@ -21,8 +21,11 @@ def _signature(schema):
     return ([(p.name, p.option) for p in schema.inputs], [(p.name, p.option) for p in schema.outputs], set(schema.attributes))
 
 
-@pytest.mark.parametrize("op, version", sorted(TYPE_ONLY), ids=[f"{o}-{v}" for o, v in sorted(TYPE_ONLY)])
-def test_type_only_steps_keep_inputs_outputs_and_attributes(op, version):
+SAME_SIGNATURE = sorted([*TYPE_ONLY, *ADDED_ATTRIBUTE_VALUES])
+
+
+@pytest.mark.parametrize("op, version", SAME_SIGNATURE, ids=[f"{o}-{v}" for o, v in SAME_SIGNATURE])
+def test_type_only_and_new_value_steps_keep_inputs_outputs_and_attributes(op, version):
     newer, older = _schemas(op, version)
     assert _signature(newer) == _signature(older)
 
@@ -75,15 +78,17 @@ def _opset18_model():
         helper.make_node("Reshape", ["x", "computed_shape"], ["flat_computed"], allowzero=1),
         helper.make_node("Constant", [], ["k"], value_floats=[0.5, 2.0]),
         helper.make_node("Constant", [], ["step"], value_int=3),
+        helper.make_node("ScatterElements", ["x", "indices", "updates"], ["scattered"], axis=1, reduction="none"),
         helper.make_node("Reshape", ["k", "k_col_shape"], ["k_col"]),
         helper.make_node("Mul", ["mean", "k_col"], ["scaled"]),
         helper.make_node("Add", ["step", "step"], ["six"]),
     ]
     inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"), _ints("sizes", [2, 7, 3, 5]),
              _ints("axes_23", [2, 3]), _ints("axes_123", [1, 2, 3]), _ints("axes_1", [1]), _ints("axes_0", [0]), _ints("flat_shape", [2, 7, -1]),
-             _ints("minus_one", [-1]), _ints("zero", [0]), _ints("one", [1]), _ints("k_col_shape", [1, 2, 1, 1])]
+             _ints("minus_one", [-1]), _ints("zero", [0]), _ints("one", [1]), _ints("k_col_shape", [1, 2, 1, 1]),
+             _ints("indices", np.zeros((2, 1, 4, 6))), numpy_helper.from_array(np.ones((2, 1, 4, 6), np.float32), "updates")]
     outputs = ["s0", "s1", "s2", "soft_c", "logsoft_last", "soft_default", "up", "sized", "max", "sq", "hw", "tail",
-               "flat", "flat_computed", "scaled", "six"]
+               "flat", "flat_computed", "scaled", "six", "scattered"]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [2, 7, 4, 6])],
                               [helper.make_empty_tensor_value_info(o) for o in outputs], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -153,6 +158,8 @@ def test_ops_missing_at_the_target_fail_unless_they_are_placeholders():
     (helper.make_node("Resize", ["x", "", "scales"], ["y"], antialias=1, mode="linear"), [("x", [1, 1, 4, 4])],
      [numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "scales")], "antialias=1 needs opset 18"),
     (helper.make_node("ReduceSum", ["x"], ["y"], noop_with_empty_axes=1), [("x", [2, 3])], [], "noop_with_empty_axes=1"),
+    (helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], reduction="max"), [("x", [2]), ("u", [1])], [_ints("i", [0])],
+     "reduction='max' needs opset 18"),
     (helper.make_node("Softmax", ["x"], ["y"], axis=0), [("x", None)], [], "axis=0 on an input of unknown rank"),
 ])
 def test_what_has_no_exact_older_form_fails_naming_the_node(node, inputs, inits, message):

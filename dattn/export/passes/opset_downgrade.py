@@ -7,7 +7,8 @@ LayerNormalization's or GridSample's first version. TensorRT 8.x needs opset 17 
 How: for each node, every version of its op newer than the target and not newer than the source is one
 step, looked up in the tables below, newest first:
 - a step that only widened the types (bfloat16, small ints) keeps the node as it is;
-- a step that added an attribute keeps the node if the attribute holds its default (it is dropped);
+- a step that added an attribute keeps the node if the attribute holds its default (it is dropped),
+  one that gave an attribute new values keeps it if it holds an old one;
 - a step that moved an argument between attribute and input (axes, split), or that changed what the op
   means (Softmax-13 works on one axis where Softmax-11 flattens), is rewritten;
 - any other step raises ValueError naming op and version.
@@ -37,7 +38,7 @@ TYPE_ONLY = {
         "Gather", "GatherElements", "Gemm", "Greater", "Identity", "Less", "Log", "MatMul", "Max", "Min", "Mod", "Neg",
         "NonZero", "Pad", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "Relu", "Reshape",
         "Shape", "Sigmoid", "Sign", "Size", "Slice", "Sqrt", "Tanh", "Tile", "Transpose", "ArgMax", "ArgMin",
-        "GatherND")},
+        "GatherND", "ScatterElements", "ScatterND")},
     **{(op, 12): None for op in ("Clip", "Max", "Min", "MaxPool", "Pow", "ReduceMax", "ReduceMin")},
     **{(op, 14): None for op in ("Identity", "Relu", "CumSum")},
     ("Pow", 15): None,
@@ -52,6 +53,12 @@ ADDED_ATTRIBUTES = {
     ("ScatterND", 16): {"reduction": "none"},
     ("ScatterElements", 16): {"reduction": "none"},
     ("Resize", 18): {"antialias": 0, "axes": None, "keep_aspect_ratio_policy": "stretch"},
+}
+
+# (op, version) -> (attribute, values it gained) for steps that only gave an attribute new values.
+ADDED_ATTRIBUTE_VALUES = {
+    ("ScatterElements", 18): ("reduction", {"max", "min"}),
+    ("ScatterND", 18): ("reduction", {"max", "min"}),
 }
 
 # Steps that turned an attribute into an input (`axes` of the reductions and Unsqueeze/Squeeze, `split`).
@@ -125,6 +132,10 @@ class _Downgrade:
             return
         if key in ADDED_ATTRIBUTES:
             self._drop_default_attributes(node, ADDED_ATTRIBUTES[key], version, label)
+        elif key in ADDED_ATTRIBUTE_VALUES:
+            name, values = ADDED_ATTRIBUTE_VALUES[key]
+            if attr(node, name) in values:
+                raise ValueError(f"{label}: {name}={attr(node, name)!r} needs opset {version} or later")
         elif key in INPUT_TO_ATTRIBUTE:
             self._input_to_attribute(node, *INPUT_TO_ATTRIBUTE[key], label)
         elif key == ("Reshape", 14):
@@ -146,7 +157,7 @@ class _Downgrade:
         for a in list(node.attribute):
             if a.name in defaults:
                 if helper.get_attribute_value(a) not in (defaults[a.name], _encoded(defaults[a.name])):
-                    raise ValueError(f"{label}: {a.name}={helper.get_attribute_value(a)!r} needs opset {version} or later")
+                    raise ValueError(f"{label}: {a.name}={attr(node, a.name)!r} needs opset {version} or later")
                 node.attribute.remove(a)
 
     def _input_to_attribute(self, node, index: int, name: str, label: str) -> None:
