@@ -52,8 +52,8 @@ def _one_line(error: Exception) -> str:
 
 
 def _export_parser(prog: str) -> argparse.ArgumentParser:
-    from dattn.export.request import EXPORTERS, FORMATS
-    from dattn.export.targets import GRID_SAMPLE_FORMS, TARGETS
+    from dattn.export.request import FORMATS
+    from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, GRID_SAMPLE_FORMS, TARGETS
 
     targets = "; ".join(f"{name}: {t.description}" for name, t in TARGETS.items())
     p = argparse.ArgumentParser(prog=prog, description="Export a YOLO checkpoint (with DAttention or without) to a verified "
@@ -80,7 +80,8 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--name", default="yolo", help="--format triton: the model's name in the repository (default yolo)")
     p.add_argument("--queue-delay-us", type=int, default=500, help="--format triton: dynamic batching waits this long for more requests")
     p.add_argument("--instances", type=int, default=1, help="--format triton: instances of each model")
-    p.add_argument("--exporter", default="torchscript", choices=EXPORTERS, help="torch's ONNX exporter (default torchscript)")
+    p.add_argument("--exporter", default=DEFAULT_EXPORTER, choices=EXPORTERS,
+                   help=f"torch's ONNX exporter: dynamo (torch.export) or torchscript (deprecated by torch); default {DEFAULT_EXPORTER}")
     p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True, help="clean the graph with onnxslim")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True, help="check the export against PyTorch")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold for the detection comparison (0-1)")

@@ -3,7 +3,7 @@
 RTX's ONNX parser and builder run without a GPU, and parse into the same layer classes as TensorRT. RTX is more
 lenient than TensorRT 8.x (it parses Einsum, LayerNormalization and GridSample at any opset), so the rules
 that only 8.x enforces (opset ceilings, no LayerNormalization before 8.6, no GridSample before 8.5) are checked
-on the ONNX graph itself.
+on the ONNX graph itself. Every check runs on the exports of both exporters.
 """
 
 import json
@@ -14,13 +14,13 @@ import onnx
 import pytest
 
 import dattn
-from dattn.export.targets import TARGETS, plan_export
+from dattn.export.targets import EXPORTERS, TARGETS, plan_export
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 
 IMGSZ = 160
 TRT_TARGETS = [name for name, t in TARGETS.items() if t.is_tensorrt]
-CASES = [(name, form) for name in TRT_TARGETS
+CASES = [(exporter, name, form) for exporter in EXPORTERS for name in TRT_TARGETS
          for form in (("native", "gather") if TARGETS[name].has_grid_sample_layer else ("gather",)) + ("auto",)]
 FORBIDDEN_LAYERS = {trt.LayerType.EINSUM, trt.LayerType.PLUGIN, trt.LayerType.PLUGIN_V2, trt.LayerType.PLUGIN_V3}
 LOGGER = trt.Logger(trt.Logger.WARNING)  # one logger: TensorRT keeps the first one registered anyway
@@ -33,18 +33,21 @@ def weights(recipe_weights):
 
 @pytest.fixture(scope="module")
 def exported(weights):
-    """export(target, grid_sample, **kwargs) -> path, each combination exported once per module."""
+    """export(exporter, target, grid_sample, **kwargs) -> path, each combination exported once per module."""
     cache = {}
 
-    def export(target, grid_sample="auto", **kwargs):
-        key = (target, grid_sample, tuple(sorted(kwargs.items())))
+    def export(exporter, target, grid_sample="auto", **kwargs):
+        key = (exporter, target, grid_sample, tuple(sorted(kwargs.items())))
         if key not in cache:
-            name = "-".join([target, grid_sample, *(f"{k}{v}" for k, v in sorted(kwargs.items()))]) + ".onnx"
+            name = "-".join([exporter, target, grid_sample, *(f"{k}{v}" for k, v in sorted(kwargs.items()))]) + ".onnx"
             cache[key] = dattn.export(weights, imgsz=IMGSZ, target=target, grid_sample=grid_sample,
-                                      output=weights.parent / name, verify=False, **kwargs)
+                                      output=weights.parent / name, verify=False, exporter=exporter, **kwargs)
         return cache[key]
 
     return export
+
+
+by_exporter = pytest.mark.parametrize("exporter", EXPORTERS)
 
 
 def parse(onnx_path: Path):
@@ -83,9 +86,9 @@ def default_opset(onnx_path: Path) -> int:
     return next(i.version for i in model.opset_import if i.domain in ("", "ai.onnx"))
 
 
-@pytest.mark.parametrize("target, form", CASES, ids=[f"{t}-{f}" for t, f in CASES])
-def test_export_parses_into_the_expected_layers(exported, target, form):
-    path = exported(target, form)
+@pytest.mark.parametrize("exporter, target, form", CASES, ids=[f"{e}-{t}-{f}" for e, t, f in CASES])
+def test_export_parses_into_the_expected_layers(exported, exporter, target, form):
+    path = exported(exporter, target, form)
     resolved = plan_export(target, grid_sample=form).grid_sample
     assert resolved in ("native", "gather")
     _, network, _ = parse(path)
@@ -102,10 +105,11 @@ def test_export_parses_into_the_expected_layers(exported, target, form):
         assert types[trt.LayerType.GATHER] >= 1
 
 
+@by_exporter
 @pytest.mark.parametrize("target", TRT_TARGETS)
-def test_default_export_follows_the_targets_parser_rules(exported, target):
+def test_default_export_follows_the_targets_parser_rules(exported, exporter, target):
     t = TARGETS[target]
-    path = exported(target)
+    path = exported(exporter, target)
     ops = op_counts(path)
     assert default_opset(path) <= t.max_opset
     assert "Einsum" not in ops
@@ -115,39 +119,43 @@ def test_default_export_follows_the_targets_parser_rules(exported, target):
         assert ops["GridSample"] == 0
 
 
-def test_layer_norm_is_kept_where_the_target_parses_it(exported):
+@by_exporter
+def test_layer_norm_is_kept_where_the_target_parses_it(exported, exporter):
     # The control for the test below: at opset 17 the model's LayerNormProxy is one LayerNormalization node.
-    path = exported("trt8.6", opset=17)
+    path = exported(exporter, "trt8.6", opset=17)
     assert op_counts(path)["LayerNormalization"] >= 1
     _, network, _ = parse(path)
     assert any(layer.type == trt.LayerType.NORMALIZATION for layer in layers(network))
 
 
-def test_trt85_at_opset17_has_no_layer_normalization(exported):
+@by_exporter
+def test_trt85_at_opset17_has_no_layer_normalization(exported, exporter):
     assert plan_export("trt8.5", opset=17).decompose_layer_norm
-    path = exported("trt8.5", opset=17)
+    path = exported(exporter, "trt8.5", opset=17)
     assert default_opset(path) == 17
     assert op_counts(path)["LayerNormalization"] == 0
     _, network, _ = parse(path)
     assert not any(layer.type == trt.LayerType.NORMALIZATION for layer in layers(network))
 
 
-def test_trt_native_at_opset20_warns_and_auto_picks_gather(exported):
+@by_exporter
+def test_trt_native_at_opset20_warns_and_auto_picks_gather(exported, exporter):
     native = plan_export("trt", opset=20, grid_sample="native")
     assert any("4646" in w for w in native.warnings), native.warnings
     auto = plan_export("trt", opset=20)
     assert auto.grid_sample == "gather" and not auto.warnings
-    path = exported("trt", opset=20)
+    path = exported(exporter, "trt", opset=20)
     assert default_opset(path) == 20 and op_counts(path)["GridSample"] == 0
     _, network, _ = parse(path)
     assert grid_sample_layers(network) == []
 
 
+@by_exporter
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
-def test_engine_is_built_with_ultralytics_header(exported, weights, dynamic):
+def test_engine_is_built_with_ultralytics_header(exported, weights, dynamic, exporter):
     from dattn.export.tensorrt import build_engine
 
-    onnx_path = exported("trt-rtx", dynamic=dynamic)
+    onnx_path = exported(exporter, "trt-rtx", dynamic=dynamic)
     engine_path = build_engine(onnx_path, onnx_path.with_suffix(".engine"), module_name="tensorrt_rtx")
     data = engine_path.read_bytes()
     length = int.from_bytes(data[:4], "little")

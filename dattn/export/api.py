@@ -23,6 +23,7 @@ from dattn.export import pipeline
 from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
 from dattn.export.request import ExportRequest, check_request
+from dattn.export.targets import DEFAULT_EXPORTER
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
 
 
@@ -40,7 +41,7 @@ class Report:
 
 def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto", target=None,
            half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0, simplify=True, verify=True,
-           conf=0.25, output=None, device="cpu", exporter="torchscript", raw_engine=False, sm=None,
+           conf=0.25, output=None, device="cpu", exporter=DEFAULT_EXPORTER, raw_engine=False, sm=None,
            min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo", queue_delay_us=500, instances=1) -> Path:
     """Export a YOLO checkpoint (with or without DAttention) and return the path written.
 
@@ -93,7 +94,8 @@ def _trace(model, request: ExportRequest) -> onnx.ModelProto:
     _say(f"tracing at {request.batch}x3x{request.imgsz[0]}x{request.imgsz[1]}, opset {plan.opset}"
          f"{', dynamic' if request.dynamic else ''} ({request.exporter} exporter)")
     example = torch.zeros(request.batch, 3, *request.imgsz, device=request.device)
-    return export_onnx(prepare_for_export(model, request.dynamic).to(request.device), example, plan.opset, request.dynamic)
+    return export_onnx(prepare_for_export(model, request.dynamic).to(request.device), example, plan.opset, request.dynamic,
+                       request.exporter)
 
 
 def _choices(request: ExportRequest, raw: onnx.ModelProto, has_sampling: bool) -> list[str]:

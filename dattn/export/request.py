@@ -13,11 +13,10 @@ from pathlib import Path
 
 from dattn.errors import CheckpointError, ConfigError
 from dattn.export.dataset import Dataset, load_dataset
-from dattn.export.targets import ExportPlan, plan_export
+from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, ExportPlan, plan_export
 
 FORMATS = ("onnx", "engine", "bundle", "triton")
 SUFFIX_FORMATS = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
-EXPORTERS = ("torchscript", "dynamo")
 MAX_IMGSZ = 4096  # far beyond any YOLO deployment; larger sizes only exhaust memory
 FOLDER_FORMATS = ("bundle", "triton")
 
@@ -141,7 +140,7 @@ DEFAULT_TARGETS = {"onnx": "ort", "engine": "trt", "bundle": "trt", "triton": "o
 
 def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto",
                   target=None, half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0,
-                  simplify=True, verify=True, conf=0.25, output=None, device="cpu", exporter="torchscript",
+                  simplify=True, verify=True, conf=0.25, output=None, device="cpu", exporter=DEFAULT_EXPORTER,
                   raw_engine=False, sm=None, min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo",
                   queue_delay_us=500, instances=1) -> ExportRequest:
     """Validate everything that can be validated before loading the model; returns the request to run."""

@@ -1,20 +1,36 @@
-"""torch.nn.Module -> raw ONNX, with the model prepared the way ultralytics prepares it for export.
+"""torch.nn.Module -> raw ONNX at the requested opset, with the model prepared the way ultralytics prepares it.
 
-Below opset 16 torch cannot export `aten::grid_sampler`; there it is written as a default-domain
-GridSample placeholder that a later pass (gather or plugin) replaces before anything checks the graph.
+Two exporters:
+- "dynamo": torch.export's graph translated by torch.onnx (needs onnxscript). It builds opset 18 and up;
+  for a lower opset the graph is built at 18 and converted by our own downgrade_opset (ONNX's version
+  converter, which torch would use, writes models ONNX Runtime refuses), LayerNormalization decomposed
+  below 17 as the TorchScript exporter does.
+- "torchscript": the deprecated tracer (torch.jit tracing inside torch.onnx.export(dynamo=False)).
+
+Either way, below opset 16 GridSample is written as a default-domain placeholder node that a later pass
+(gather or plugin) replaces before anything checks the graph.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import warnings
 
 import onnx
 import torch
 
-from dattn.export.targets import NATIVE_GRID_SAMPLE_MIN_OPSET
+from dattn.errors import ConfigError
+from dattn.export import passes
+from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, NATIVE_GRID_SAMPLE_MIN_OPSET
 
 INPUT_NAME, OUTPUT_NAME = "images", "output0"  # ultralytics' names, which its ONNX backend expects
+DYNAMO_MIN_OPSET = 18  # below it torch.onnx falls back to ONNX's version converter
+LAYER_NORM_MIN_OPSET = 17
+STRIDE = 32  # the detector's largest stride: dynamic height and width are multiples of it
+# What the placeholders stand for below their first opset; later passes always replace them.
+_PLACEHOLDERS = ("GridSample", "Einsum")
 
 
 def _grid_sample_placeholder(g, x, grid, mode, padding_mode, align_corners):
@@ -40,14 +56,22 @@ def prepare_for_export(model: torch.nn.Module, dynamic: bool) -> torch.nn.Module
     return model
 
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool) -> onnx.ModelProto:
-    """Trace `model` on `example` with the TorchScript exporter and return the ONNX model."""
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool, exporter: str = DEFAULT_EXPORTER) -> onnx.ModelProto:
+    """Export `model` run on `example` with `exporter` ("dynamo" or "torchscript") and return the ONNX model."""
+    if exporter == "dynamo":
+        return _export_dynamo(model, example, opset, dynamic)
+    if exporter == "torchscript":
+        return _export_torchscript(model, example, opset, dynamic)
+    raise ConfigError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+
+
+def _export_torchscript(model, example, opset, dynamic) -> onnx.ModelProto:
     dynamic_axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "anchors"}} if dynamic else None
     if opset < NATIVE_GRID_SAMPLE_MIN_OPSET:
         torch.onnx.register_custom_op_symbolic("::grid_sampler", _grid_sample_placeholder, opset)
     try:
         buffer = io.BytesIO()
-        with torch.no_grad():
+        with torch.no_grad(), _torchscript_deprecation_silenced():
             torch.onnx.export(
                 model, (example,), buffer, opset_version=opset, dynamo=False, do_constant_folding=True,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
@@ -56,3 +80,55 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynam
         if opset < NATIVE_GRID_SAMPLE_MIN_OPSET:
             torch.onnx.unregister_custom_op_symbolic("::grid_sampler", opset)
     return onnx.load_from_string(buffer.getvalue())
+
+
+@contextlib.contextmanager
+def _torchscript_deprecation_silenced():
+    # torch >= 2.9 deprecates the TorchScript exporter and its tracing; choosing it with
+    # exporter="torchscript" is deliberate, so its notices would only be noise on the console.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace` is deprecated", category=DeprecationWarning)
+        yield
+
+
+def _export_dynamo(model, example, opset, dynamic) -> onnx.ModelProto:
+    dynamic_shapes = None
+    if dynamic:
+        batch, rows, cols = torch.export.Dim("batch"), torch.export.Dim("rows"), torch.export.Dim("cols")
+        dynamic_shapes = ({0: batch, 2: STRIDE * rows, 3: STRIDE * cols},)
+    with torch.no_grad(), warnings.catch_warnings():
+        # ultralytics' Detect caches its anchors and strides on itself while tracing; the graph recomputes them
+        # from the input's shape, so torch.export's advice to make them buffers does not apply.
+        warnings.filterwarnings("ignore", message=r"The tensor attributes .* were assigned during export", category=UserWarning)
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=max(opset, DYNAMO_MIN_OPSET), optimize=True, verbose=False,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=dynamic_shapes,
+        )
+    model_proto = _without_torch_metadata(program.model_proto)
+    if dynamic:
+        _name_dynamic_axes(model_proto)
+    if opset < DYNAMO_MIN_OPSET:
+        if opset < LAYER_NORM_MIN_OPSET:
+            model_proto = passes.decompose_layer_norm(model_proto)
+        model_proto = passes.downgrade_opset(model_proto, opset, placeholders=_PLACEHOLDERS)
+    model_proto.ir_version = onnx.helper.find_min_ir_version_for(list(model_proto.opset_import))
+    return model_proto
+
+
+def _without_torch_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the per-node and per-tensor notes torch records (source lines, FX names): deployment needs none."""
+    graph = model.graph
+    for item in [*graph.node, *graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        del item.metadata_props[:]
+    del graph.metadata_props[:]
+    return model
+
+
+def _name_dynamic_axes(model: onnx.ModelProto) -> None:
+    """The TorchScript exporter's names for the dynamic axes, instead of torch.export's symbols ("32*rows")."""
+    for value, names in ((model.graph.input[0], ("batch", None, "height", "width")), (model.graph.output[0], ("batch", None, "anchors"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim, names):
+            if name is not None:
+                dim.dim_param = name
