@@ -1,5 +1,6 @@
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,11 @@ def _ultralytics_settings_in_a_temporary_folder(tmp_path_factory):
     """Ultralytics writes its settings where YOLO_CONFIG_DIR says when it is first imported: keep them out of $HOME."""
     assert "ultralytics" not in sys.modules, "a test module imported ultralytics at collection time; import it inside the test"
     os.environ["YOLO_CONFIG_DIR"] = str(tmp_path_factory.mktemp("yolo-config"))
+
+
+# How the exporters name the GridSample node (and the gather rewrite names the nodes it makes of it):
+# torchscript '/model.9/attn/GridSample', dynamo 'node_grid_sampler'.
+SAMPLER_NAME = re.compile("GridSample|grid_sampler")
 
 
 def run_python(code_or_args, cwd=None, check=True, env=None):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_python
+from conftest import SAMPLER_NAME, run_python
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 
@@ -90,7 +90,7 @@ def test_engine_through_the_cli(recipe_weights, recipe_data, tmp_path, shape, pr
     for layer in samplers:  # the sampling takes float32 features and coordinates
         assert layer.get_input(0).dtype == trt.float32 and layer.get_input(1).dtype == trt.float32
     if form == "gather":  # the row gather of the sampling reads float32 features
-        gathers = [layer for layer in layers if layer.type == trt.LayerType.GATHER and "GridSample" in layer.name
+        gathers = [layer for layer in layers if layer.type == trt.LayerType.GATHER and SAMPLER_NAME.search(layer.name)
                    and layer.get_input(0).dtype in (trt.float32, trt.float16)]
         assert gathers and all(layer.get_input(0).dtype == trt.float32 for layer in gathers)
 

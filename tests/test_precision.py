@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto
 
 import dattn
-from conftest import run_python
+from conftest import SAMPLER_NAME, run_python
 from dattn.errors import ConfigError, VerificationError
 from dattn.export import verify as v
 from dattn.export.torch_onnx import prepare_for_export
@@ -72,7 +72,7 @@ def test_fp16_onnx_keeps_io_and_sensitive_ops_in_fp32_and_agrees(exports, torch_
         if node.op_type in ("GridSample", "Softmax", "LayerNormalization"):
             assert types[node.output[0]] == TensorProto.FLOAT, f"{node.name} computes in FP16"
     if form == "gather":  # the sampling arithmetic (named after the GridSample it replaced) stays FP32
-        sampling = [n for n in model.graph.node if "/GridSample/" in n.name and n.op_type in ("Floor", "Mul", "Add", "Sub")]
+        sampling = [n for n in model.graph.node if SAMPLER_NAME.search(n.name) and n.op_type in ("Floor", "Mul", "Add", "Sub")]
         assert sampling and all(types[n.output[0]] in (TensorProto.FLOAT, TensorProto.INT64) for n in sampling)
     assert "FP16: computing in FP32 still:" in stderr and "Softmax" in stderr
     meta = {p.key: p.value for p in model.metadata_props}

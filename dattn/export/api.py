@@ -136,9 +136,9 @@ def _graphs(model, raw: onnx.ModelProto, request: ExportRequest, report: Report)
     if request.precision == "int8":
         flavour = _int8_flavour(request)
         _say(f"calibrating INT8 ({flavour} flavour) on {len(request.dataset.calibration)} images from {request.dataset.source}")
-        head_scope = f"/model.{len(model.model) - 1}/"
+        head_weights = f"model.{len(model.model) - 1}."  # the Detect head's parameters
         quantized, kept = pipeline.int8_onnx(raw, plan, request.simplify, request.dataset.calibration, request.imgsz,
-                                             flavour, head_scope)
+                                             flavour, head_weights)
         graphs["int8"] = _with_metadata(quantized, model, request, "int8")
         report.lines.append(f"INT8 ({flavour} flavour, Q/DQ): {kept} nodes left in float (stem, detection head, sampling)")
     return graphs

@@ -72,14 +72,14 @@ def float16_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> tupl
 
 
 def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: list[Path], imgsz: tuple[int, int],
-              flavour: str, head_scope: str) -> tuple[onnx.ModelProto, int]:
+              flavour: str, head_weights: str) -> tuple[onnx.ModelProto, int]:
     """The Q/DQ graph calibrated on `images`, and how many nodes stayed in float."""
     from dattn.export.quantize import float_nodes, quantize_int8
 
     model, sensitive = _common(raw, plan)
     runnable_form = "native" if plan.grid_sample == "plugin" else plan.grid_sample  # ONNX Runtime calibrates it
     model = _checked(_with_form(model, runnable_form), simplify)
-    keep = sorted(set(_named_after(model, sensitive)) | set(float_nodes(model, head_scope)))  # + stem and head
+    keep = sorted(set(_named_after(model, sensitive)) | set(float_nodes(model, head_weights)))  # + stem and head
     quantized = quantize_int8(model, images, imgsz, flavour, keep)
     if plan.grid_sample == "plugin":
         quantized = passes.grid_sample_to_plugin(quantized)

@@ -33,30 +33,33 @@ FLAVOURS = ("tensorrt", "onnxruntime")
 TENSORRT_QUANTIZED_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 
 
-def _stem_nodes(model: onnx.ModelProto) -> list[str]:
-    """The convolution that reads the image and its activation, up to the next convolution."""
+def _downstream(model: onnx.ModelProto, start: list[onnx.NodeProto], stop=("Conv", "MatMul", "Gemm")) -> list[str]:
+    """Names of `start` and the nodes after them, up to (not into) the next `stop` op; all the way with stop=()."""
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    stem = next((n for n in consumers.get(model.graph.input[0].name, []) if n.op_type == "Conv"), None)
-    found, frontier = [], [stem] if stem is not None else []
+    found, frontier = [], list(start)
     while frontier:
         node = frontier.pop()
         if node.name in found:
             continue
         found.append(node.name)
-        frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type not in ("Conv", "MatMul", "Gemm")]
+        frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type not in stop]
     return found
 
 
-def float_nodes(model: onnx.ModelProto, head_scope: str) -> list[str]:
-    """The nodes measured to suffer from quantization: the stem and the head (names under `head_scope`).
+def float_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
+    """The nodes measured to suffer from quantization: the stem (the convolution that reads the image, and its
+    activation) and the detection head (its convolutions, found by their weights' names, which both exporters take
+    from the module path, e.g. "model.22.", and everything after them).
 
     (The sampling step, which the pipeline names before its rewrite, is kept in float too.)
     """
-    head = [n.name for n in model.graph.node if n.name.startswith(head_scope)]
-    return [*_stem_nodes(model), *head]
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    stem = [n for n in convs if n.input[0] == model.graph.input[0].name][:1]
+    head = [n for n in convs if n.input[1].startswith(head_weights)]
+    return [*_downstream(model, stem), *_downstream(model, head, stop=())]
 
 
 def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], progress):

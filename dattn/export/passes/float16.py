@@ -27,7 +27,7 @@ from onnx import TensorProto
 
 from dattn.plugin.contract import OP_TYPE
 
-from ._graph import infer_types
+from ._graph import elem_type, infer_types
 
 FLOAT32_OPS = ("GridSample", OP_TYPE, "Softmax", "LayerNormalization", "Resize")
 # Where a backward walk from a sensitive tensor stops: the layers that do the heavy lifting stay float16.
@@ -106,7 +106,7 @@ def convert_to_float16(model: onnx.ModelProto, keep: Iterable[str] = ()) -> onnx
         warnings.simplefilter("ignore")  # "the float32 number ... will be truncated": tiny weights, expected
         half = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=list(FLOAT32_OPS),
                                                 node_block_list=sorted(kept | {n.name for n in model.graph.node if n.name.endswith("/float32")}))
-    return _casts_agree_with_their_outputs(half)
+    return _without_float16_round_trips(_casts_agree_with_their_outputs(half))
 
 
 def _casts_agree_with_their_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -119,6 +119,37 @@ def _casts_agree_with_their_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
                 if attribute.name == "to" and attribute.i == TensorProto.FLOAT:
                     attribute.i = TensorProto.FLOAT16
     return model
+
+
+def _without_float16_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the float32 -> float16 -> float32 Cast pairs the converter leaves between two kept nodes.
+
+    They only round a float32 value, and on shape arithmetic (a dynamic graph's arange) TensorRT for RTX's
+    builder then fails to type the Range it feeds.
+    """
+    types = infer_types(model)
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node, dtype):
+        return node.op_type == "Cast" and any(a.name == "to" and a.i == dtype for a in node.attribute)
+
+    renamed = {}  # the second Cast's output -> the float32 tensor that went into the first
+    for node in graph.node:
+        first = producer.get(node.input[0]) if cast_to(node, TensorProto.FLOAT) else None
+        if (first is not None and cast_to(first, TensorProto.FLOAT16) and node.output[0] not in outputs
+                and elem_type(types, first.input[0]) == TensorProto.FLOAT):
+            renamed[node.output[0]] = first.input[0]
+    for node in graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+    while True:  # the second Casts go first, then the first ones they read
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [n for n in graph.node if n.op_type == "Cast" and n.output[0] not in used]
+        if not dead:
+            return model
+        for node in dead:
+            graph.node.remove(node)
 
 
 def float32_compute(model: onnx.ModelProto) -> Counter:
