@@ -302,3 +302,22 @@ def test_run_py_uses_the_shipped_runtime(exports, tmp_path):
     assert "usage: run.py" in result.stdout
     assert lines[-2] == str(bundle / "dattn" / "__init__.py")
     assert lines[-1] == str(bundle / "dattn" / "plugin" / "library.py")  # the plugin loader travels with the runtime
+
+
+def test_export_writes_a_bundle_through_the_cli(recipe_weights, tmp_path):
+    """`dattn-export --format bundle --half` for a JetPack 4.6 device: FP32 and FP16 ONNX, FP16 by default."""
+    from conftest import run_python
+
+    out = tmp_path / "jetson"
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(recipe_weights), "--format", "bundle",
+                         "--target", "trt8.2", "--half", "--imgsz", "160", "--output", str(out)])
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    settings = dict(line.split("=", 1) for line in (out / "bundle.env").read_text().splitlines() if "=" in line)
+    assert settings["DEFAULT_PRECISION"] == "fp16" and settings["USES_PLUGIN"] == "0"
+    assert (out / settings["ONNX_FP32"]).is_file() and (out / settings["ONNX_FP16"]).is_file()
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(out / settings["ONNX_FP32"])).graph.node}
+    assert "GridSample" not in ops and "Gather" in ops, "JetPack 4.6 has no GridSample layer: the gather form"
+    assert "--fp16" in _trtexec(_print_commands(out, "--trt-version", "8.2"))
+    assert "bundle: FP32 ONNX, FP16 ONNX" in result.stderr
