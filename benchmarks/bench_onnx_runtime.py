@@ -78,6 +78,13 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def time_interleaved_under_load(runners: dict, batch, repeats: int, warmup: int) -> tuple[dict[str, list[float]], float]:
+    """time_interleaved, and how many cores other processes kept busy meanwhile (NaN where unknown)."""
+    busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    times = time_interleaved(runners, batch, repeats, warmup)
+    return times, (machine_busy_seconds() - busy - (time.process_time() - own)) / (time.perf_counter() - wall)
+
+
 def time_interleaved(runners: dict, batch, repeats: int, warmup: int) -> dict[str, list[float]]:
     """Milliseconds per call for each runner, rounds interleaved with a rotating order."""
     names = list(runners)
@@ -139,9 +146,7 @@ def main(argv=None) -> int:
             error = float(np.abs(runners[name](batch) - reference).max() / max(np.abs(reference).max(), 1e-9))
             print(f"{name}: max error relative to output scale {error:.1e}", file=sys.stderr)
 
-        busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
-        times = time_interleaved(runners, batch, args.repeats, args.warmup)
-        others = (machine_busy_seconds() - busy - (time.process_time() - own)) / (time.perf_counter() - wall)
+        times, others = time_interleaved_under_load(runners, batch, args.repeats, args.warmup)
 
     median = {name: statistics.median(ms) for name, ms in times.items()}
     torch_ms = median["torch eager"]

@@ -18,12 +18,11 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_onnx_runtime import machine_busy_seconds, onnxruntime_runner, time_interleaved  # noqa: E402
+from bench_onnx_runtime import onnxruntime_runner, time_interleaved_under_load  # noqa: E402
 
 GOAL_INT8_VS_TORCH = 0.5
 GOAL_MAP_DROP = 1.0
@@ -76,9 +75,7 @@ def main(argv=None) -> int:
             runners[f"ort {name}"] = onnxruntime_runner(timed, args.threads)
             maps[f"ort {name}"] = validation_map(measured, data, args.map_imgsz, batch=1)
         batch = v.letterbox(v.sample_image_paths()[0], (args.imgsz, args.imgsz))[None]
-        busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
-        times = time_interleaved(runners, batch, args.repeats, args.warmup)
-        others = (machine_busy_seconds() - busy - (time.process_time() - own)) / (time.perf_counter() - wall)
+        times, others = time_interleaved_under_load(runners, batch, args.repeats, args.warmup)
 
     median = {name: statistics.median(ms) for name, ms in times.items()}
     torch_ms = median["torch eager"]

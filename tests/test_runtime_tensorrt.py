@@ -9,7 +9,6 @@ TensorRT for RTX's logger and deserializer, libcudart through ctypes.
 
 from __future__ import annotations
 
-import ctypes.util
 import re
 import subprocess
 import sys

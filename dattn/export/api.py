@@ -168,10 +168,8 @@ def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged:
     shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
     failures, picture = [], None
     with tempfile.TemporaryDirectory(prefix="dattn-verify-") as folder:
-        paths = {}
-        for precision, graph in graphs.items():
-            paths[precision] = Path(folder) / f"{precision}.onnx"
-            onnx.save(graph, str(paths[precision]))
+        paths = _saved(graphs, Path(folder))
+        for precision in graphs:
             _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
             candidate = v.onnxruntime_runner(paths[precision], uses_plugin=uses_plugin)
             results = []
@@ -239,14 +237,19 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
         _write_bundle(graphs, request, report)
 
 
+def _saved(graphs: dict, folder: Path) -> dict[str, Path]:
+    """Each precision's graph saved in `folder` as <precision>.onnx: {precision: path}."""
+    paths = {precision: folder / f"{precision}.onnx" for precision in graphs}
+    for precision, graph in graphs.items():
+        onnx.save(graph, str(paths[precision]))
+    return paths
+
+
 def _write_bundle(graphs: dict, request: ExportRequest, report: Report) -> None:
     from dattn.export.bundle import DEFAULT_MAX_BATCH, write_bundle
 
     with tempfile.TemporaryDirectory(prefix="dattn-bundle-") as folder:
-        paths = {}
-        for precision, graph in graphs.items():
-            paths[precision] = Path(folder) / f"{precision}.onnx"
-            onnx.save(graph, str(paths[precision]))
+        paths = _saved(graphs, Path(folder))
         _say(f"writing the Jetson bundle {request.output}")
         write_bundle(request.output, paths["fp32"], paths.get("int8"), paths.get("fp16"),
                      max_batch=request.batch if request.batch > 1 else DEFAULT_MAX_BATCH, precision=request.precision)
