@@ -1,6 +1,6 @@
 """The seed recipe's DAttention arithmetic, written here from its formulas, and recipe-style checkpoints.
 
-Tests cannot import ../shared, so this module re-derives what the recipe computes (linspace reference
+The project cannot import the recipe's pasted code, so this module re-derives what the recipe computes (linspace reference
 grid normalised in place by H - 1, einsum attention, offset range as a tensor of 1 / (size - 1)) as a
 function of a module's parameters, and gives classes that pickle under the recipe's module path.
 """
