@@ -14,7 +14,8 @@ export DATTN_TRITON_ENV ?= $(abspath $(TRITON_ENV))
 $(BIN)/dattn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+# compat: a plain .pth to the checkout (setuptools' default finder warns about same-named folders on every install).
+	$(BIN)/pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
 # A real tritonserver (python backend only) for the Triton tests. Its metadata pins numpy<2; the binary needs
 # none of its Python dependencies, so --no-deps keeps the project's numpy.
 	$(BIN)/pip install --quiet --no-deps nvidia-pytriton
