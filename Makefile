@@ -11,11 +11,12 @@ export DATTN_TRITON_ENV ?= $(abspath $(TRITON_ENV))
 
 .PHONY: demo test test-ultralytics-8.3 clean
 
-$(BIN)/dattn: pyproject.toml
+# A regular (not editable) install: every editable mode of setuptools prints a warning on each install. The tests
+# import the checkout (pytest runs from here), and a change to the package's files reinstalls it.
+$(BIN)/dattn: pyproject.toml $(shell git ls-files dattn plugins 2>/dev/null)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-# compat: a plain .pth to the checkout (setuptools' default finder warns about same-named folders on every install).
-	$(BIN)/pip install --quiet -e ".[dev]" --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet ".[dev]"
 # A real tritonserver (python backend only) for the Triton tests. Its metadata pins numpy<2; the binary needs
 # none of its Python dependencies, so --no-deps keeps the project's numpy.
 	$(BIN)/pip install --quiet --no-deps nvidia-pytriton
