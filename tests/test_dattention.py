@@ -42,7 +42,7 @@ def _perturbed(module, seed=0):
     return module.eval()
 
 
-@pytest.mark.parametrize("options", _option_grid())
+@pytest.mark.parametrize("options", list(_option_grid()))
 def test_same_outputs_as_recipe_arithmetic(options):
     channels, size = (16, 16) if options.get("fixed_pe") else (32, 12)
     block = _perturbed(DAttention(channels, [20, 20], **options))
