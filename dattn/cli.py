@@ -81,7 +81,7 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--queue-delay-us", type=int, default=500, help="--format triton: dynamic batching waits this long for more requests")
     p.add_argument("--instances", type=int, default=1, help="--format triton: instances of each model")
     p.add_argument("--exporter", default=DEFAULT_EXPORTER, choices=EXPORTERS,
-                   help=f"torch's ONNX exporter: dynamo (torch.export) or torchscript (deprecated by torch); default {DEFAULT_EXPORTER}")
+                   help=f"torch's ONNX exporter: torchscript (tracing, deprecated by torch) or dynamo (torch.export); default {DEFAULT_EXPORTER}")
     p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True, help="clean the graph with onnxslim")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True, help="check the export against PyTorch")
     p.add_argument("--conf", type=float, default=0.25, help="confidence threshold for the detection comparison (0-1)")
