@@ -52,58 +52,33 @@ def _one_line(error: Exception) -> str:
 
 
 def _export_parser(prog: str) -> argparse.ArgumentParser:
-    from dattn.export.request import FORMATS
-    from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, GRID_SAMPLE_FORMS, TARGETS
+    """dattn-export's options, generated from ExportOptions (each option is stated once, there)."""
+    from dattn.export.options import flag, option_fields
 
-    targets = "; ".join(f"{name}: {t.description}" for name, t in TARGETS.items())
     p = argparse.ArgumentParser(prog=prog, description="Export a YOLO checkpoint (with DAttention or without) to a verified "
                                 "ONNX, a TensorRT engine, a Jetson bundle or a Triton model repository.")
     p.add_argument("--weights", required=True, help="the .pt checkpoint (recipe-trained, dattn-trained or plain YOLO)")
-    p.add_argument("--format", choices=FORMATS, help="default: onnx, or engine for an --output ending in .engine")
-    p.add_argument("--imgsz", type=int, nargs="+", default=[640], metavar="N",
-                   help="640, or H W (multiples of 32); for a dynamic engine, the optimal size of its profile")
-    p.add_argument("--batch", type=int, default=1, help="batch size; for a dynamic engine, the largest")
-    p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
-    p.add_argument("--min-imgsz", type=int, nargs="+", metavar="N", help="dynamic engine: smallest size (default imgsz/2)")
-    p.add_argument("--max-imgsz", type=int, nargs="+", metavar="N", help="dynamic engine: largest size (default imgsz*2)")
-    p.add_argument("--opset", type=int, help="ONNX opset, 11-21 (default: chosen for the target)")
-    p.add_argument("--grid-sample", default="auto", choices=GRID_SAMPLE_FORMS, help="how the sampling step is written (default: chosen for target and opset)")
-    p.add_argument("--target", choices=tuple(TARGETS), help=f"the runtime the file is for (default: ort, trt for engines). {targets}")
-    p.add_argument("--half", action="store_true", help="FP16 (an FP16 ONNX, or TensorRT's FP16 builder flag where it has one)")
-    p.add_argument("--int8", action="store_true", help="INT8 by Q/DQ, calibrated on --data")
-    p.add_argument("--data", help="calibration images for --int8: an ultralytics data yaml (also measures mAP) or a folder")
-    p.add_argument("--calib-images", type=int, default=300, help="calibrate on up to this many images (default 300)")
-    p.add_argument("--max-map-drop", type=float, default=1.0, help="fail an INT8 export that loses more mAP50-95 points than this (default 1.0)")
-    p.add_argument("--raw-engine", action="store_true", help="write the bare TensorRT plan (for trtexec, DeepStream, C++), without ultralytics' header")
-    p.add_argument("--keep-onnx", action="store_true", help="--format engine: keep the ONNX the engine is built from, beside it")
-    p.add_argument("--sm", type=int, help="--target trt-rtx: the compute capability to build for, e.g. 86 (default: every one RTX supports)")
-    p.add_argument("--name", default="yolo", help="--format triton: the model's name in the repository (default yolo)")
-    p.add_argument("--queue-delay-us", type=int, default=500, help="--format triton: dynamic batching waits this long for more requests")
-    p.add_argument("--instances", type=int, default=1, help="--format triton: instances of each model")
-    p.add_argument("--exporter", default=DEFAULT_EXPORTER, choices=EXPORTERS,
-                   help=f"torch's ONNX exporter: torchscript (tracing, deprecated by torch) or dynamo (torch.export); default {DEFAULT_EXPORTER}")
-    p.add_argument("--simplify", action=argparse.BooleanOptionalAction, default=True, help="clean the graph with onnxslim")
-    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True, help="check the export against PyTorch")
-    p.add_argument("--conf", type=float, default=0.25, help="confidence threshold for the detection comparison (0-1)")
-    p.add_argument("--output", help="where to write (default: beside the weights, named after them)")
-    p.add_argument("--device", default="cpu", help="device to trace on: cpu, cuda or cuda:N")
+    for option in option_fields():
+        help_ = option.metadata["help"] + (f" [{option.metadata['applies'][0]} only]" if option.metadata["applies"] else "")
+        if option.type in ("bool", "bool | None") and option.default is not True:
+            p.add_argument(flag(option.name), action=argparse.BooleanOptionalAction if option.default is None else "store_true",
+                           default=option.default, help=help_)
+        elif option.type == "bool":
+            p.add_argument(flag(option.name), action=argparse.BooleanOptionalAction, default=True, help=help_)
+        else:
+            p.add_argument(flag(option.name), default=option.default, help=help_, **option.metadata["cli"])
     p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return p
 
 
 def _export(argv: list[str], prog: str) -> int:
-    args = _export_parser(prog).parse_args(argv)
+    args = vars(_export_parser(prog).parse_args(argv))
     from dattn.export.api import export
+    from dattn.export.options import ExportOptions
 
-    path = export(
-        args.weights, format=args.format, imgsz=args.imgsz, batch=args.batch, dynamic=args.dynamic, opset=args.opset,
-        grid_sample=args.grid_sample, target=args.target, half=args.half, int8=args.int8, data=args.data,
-        calib_images=args.calib_images, max_map_drop=args.max_map_drop, simplify=args.simplify, verify=args.verify,
-        conf=args.conf, output=args.output, device=args.device, exporter=args.exporter, raw_engine=args.raw_engine,
-        sm=args.sm, min_imgsz=args.min_imgsz, max_imgsz=args.max_imgsz, keep_onnx=args.keep_onnx, name=args.name,
-        queue_delay_us=args.queue_delay_us, instances=args.instances,
-    )
-    print(path)
+    weights = args.pop("weights")
+    args.pop("debug")
+    print(export(weights, ExportOptions(**args)))
     return 0
 
 

@@ -22,8 +22,8 @@ from dattn.errors import VerificationError
 from dattn.export import pipeline
 from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
+from dattn.export.options import ExportOptions
 from dattn.export.request import ExportRequest, check_request
-from dattn.export.targets import DEFAULT_EXPORTER
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
 
 
@@ -39,24 +39,21 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
-def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto", target=None,
-           half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0, simplify=True, verify=True,
-           conf=0.25, output=None, device="cpu", exporter=DEFAULT_EXPORTER, raw_engine=False, sm=None,
-           min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo", queue_delay_us=500, instances=1) -> Path:
+def export(weights, options: ExportOptions | None = None, **option_values) -> Path:
     """Export a YOLO checkpoint (with or without DAttention) and return the path written.
 
-    format: "onnx" (default; or inferred from an --output ending in .engine), "engine" (TensorRT; for
-    --target trt-rtx, TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository: model `name`,
-    dynamic batching waiting up to `queue_delay_us`, `instances` per model; a TensorRT plan for a trt target).
+    Options are ExportOptions' fields, given as keywords (`export("best.pt", imgsz=320, half=True)`) or as an
+    ExportOptions. The main ones: format "onnx" (default; or inferred from an output ending in .engine), "engine"
+    (TensorRT; for target "trt-rtx", TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository);
     half / int8: FP16 graph (or builder flag) / INT8 Q/DQ calibrated on `data` (an ultralytics data yaml or a
-    folder of images, up to `calib_images`). With a data yaml the mAP50-95 of FP32 and the reduced precision are
-    compared, and INT8 fails beyond `max_map_drop` points.
+    folder of images). With a data yaml the mAP50-95 of FP32 and the reduced precision are compared, and INT8
+    fails beyond `max_map_drop` points.
     Raises ConfigError or CheckpointError for bad input (nothing is written then) and VerificationError when the
     export disagrees with PyTorch or loses too much accuracy.
     """
-    request = check_request(weights, format, imgsz, batch, dynamic, opset, grid_sample, target, half, int8, data,
-                            calib_images, max_map_drop, simplify, verify, conf, output, device, exporter, raw_engine,
-                            sm, min_imgsz, max_imgsz, keep_onnx, name, queue_delay_us, instances)
+    if options is not None and option_values:
+        raise TypeError("export() takes an ExportOptions or option keywords, not both")
+    request = check_request(weights, options or ExportOptions(**option_values))
     started = time.perf_counter()
     report = Report(warnings=list(request.warnings) + list(request.plan.warnings))
     _say(f"loading {request.weights}")
@@ -146,7 +143,8 @@ def _graphs(model, raw: onnx.ModelProto, request: ExportRequest, report: Report)
 
 def _builds_strongly_typed_only(request: ExportRequest) -> bool:
     """TensorRT 11.x and RTX build FP16 from an FP16 ONNX; 8.x-10.x from the FP32 one with a builder flag."""
-    from dattn.export.tensorrt import builds_strongly_typed_only, import_tensorrt
+    from dattn.export.tensorrt import builds_strongly_typed_only
+    from dattn.runtime.tensorrt_runner import import_tensorrt
 
     return builds_strongly_typed_only(import_tensorrt(request.tensorrt_module))
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from dattn.errors import CheckpointError, ConfigError
 from dattn.export.dataset import Dataset, load_dataset
-from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, ExportPlan, plan_export
+from dattn.export.options import FORMATS, ExportOptions, changed_options, flag, option_fields
+from dattn.export.targets import EXPORTERS, ExportPlan, plan_export
 
-FORMATS = ("onnx", "engine", "bundle", "triton")
 SUFFIX_FORMATS = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
 MAX_IMGSZ = 4096  # far beyond any YOLO deployment; larger sizes only exhaust memory
 FOLDER_FORMATS = ("bundle", "triton")
@@ -45,7 +45,9 @@ class ExportRequest:
     max_imgsz: tuple[int, int] | None
     keep_onnx: bool
     tensorrt_module: str | None  # the Python module that builds engines (--format engine, or triton for TensorRT)
-    serving: dict  # --format triton: name, queue_delay_us, instances
+    serving: dict | None  # --format triton: name, queue_delay_us, instances
+    end2end: bool | None  # the head's NMS-free branch: asked for, refused, or None (as the checkpoint has it)
+    trust_weights: bool
     output: Path = None
     warnings: list[str] = field(default_factory=list)
 
@@ -53,6 +55,11 @@ class ExportRequest:
     def picture(self) -> Path:
         """Where the verification picture goes: beside the main output (file or folder), named after it."""
         return self.output.with_name(self.output.name.split(".")[0] + "_verify.png")
+
+    @property
+    def kept_onnx(self) -> Path:
+        """Where --keep-onnx puts the ONNX an engine is built from."""
+        return self.output.with_suffix(".onnx")
 
 
 def normalize_imgsz(imgsz, flag: str = "--imgsz") -> tuple[int, int]:
@@ -66,8 +73,9 @@ def normalize_imgsz(imgsz, flag: str = "--imgsz") -> tuple[int, int]:
     return sizes[0], sizes[1]
 
 
-def check_weights(weights: str | Path) -> Path:
-    """The checkpoint, if it is one that can be read: missing, unreadable, foreign and damaged files are refused."""
+def check_weights(weights: str | Path, trust: bool = False) -> Path:
+    """The checkpoint, if it is one that can be read: missing, unreadable, foreign and damaged files are refused,
+    and (unless trusted) so is one that references anything a YOLO checkpoint does not need."""
     from dattn.ultralytics.checkpoint import referenced_globals
 
     path = Path(weights)
@@ -110,7 +118,12 @@ def _default_output(weights: Path, format: str, precision: str) -> Path:
 
 
 def check_output(weights: Path, output: Path, format: str) -> Path:
-    """ConfigError unless `output` can be written: not the weights, not a folder (for files), in a writable folder."""
+    """ConfigError unless `output` can be written: not the weights, not a folder (for files), not a device or other
+    special file, in a writable folder, and a path the summary's last line can print."""
+    if "\n" in str(output) or "\r" in str(output):
+        raise ConfigError(f"--output {str(output)!r}: a path with a line break cannot be reported on one line; rename it")
+    if output.exists() and not (output.is_file() or output.is_dir()) and not output.is_symlink():
+        raise ConfigError(f"{output}: is a device or other special file, not a file dattn may replace; pass a file path")
     if output.exists() and output.resolve() == weights.resolve():
         raise ConfigError(f"{output}: refusing to overwrite the input weights; pass another --output")
     if format not in FOLDER_FORMATS and output.is_dir():
@@ -138,70 +151,69 @@ def infer_format(format: str | None, output: str | Path | None) -> tuple[str, li
 DEFAULT_TARGETS = {"onnx": "ort", "engine": "trt", "bundle": "trt", "triton": "ort"}
 
 
-def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, grid_sample="auto",
-                  target=None, half=False, int8=False, data=None, calib_images=300, max_map_drop=1.0,
-                  simplify=True, verify=True, conf=0.25, output=None, device="cpu", exporter=DEFAULT_EXPORTER,
-                  raw_engine=False, sm=None, min_imgsz=None, max_imgsz=None, keep_onnx=False, name="yolo",
-                  queue_delay_us=500, instances=1) -> ExportRequest:
+def check_request(weights, options: ExportOptions) -> ExportRequest:
     """Validate everything that can be validated before loading the model; returns the request to run."""
-    weights = check_weights(weights)
-    format, warnings = infer_format(format, output)
+    weights = check_weights(weights, options.trust_weights)
+    format, warnings = infer_format(options.format, options.output)
     if format not in FORMATS:
         raise ConfigError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    size = normalize_imgsz(imgsz)
-    if not isinstance(batch, int) or batch < 1:
-        raise ConfigError(f"--batch must be at least 1, got {batch}")
-    plan = plan_export(target or DEFAULT_TARGETS[format], opset, grid_sample)
-    conf = check_conf(conf)
-    if exporter not in EXPORTERS:
-        raise ConfigError(f"unknown --exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
-    precision = _precision(half, int8)
-    if half and int8:
+    size = normalize_imgsz(options.imgsz)
+    batch = _positive_int(options.batch, "--batch")
+    plan = plan_export(options.target or DEFAULT_TARGETS[format], options.opset, options.grid_sample)
+    conf = check_conf(options.conf)
+    if options.exporter not in EXPORTERS:
+        raise ConfigError(f"unknown --exporter {options.exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    if options.end2end not in (None, True, False):
+        raise ConfigError(f"--end2end must be True, False or None (as saved), got {options.end2end!r}")
+    precision = _precision(options.half, options.int8)
+    if options.half and options.int8:
         warnings.append("--half with --int8: the layers left unquantized run in FP16 where TensorRT has the flag "
                         "(8.x-10.x), in FP32 on strongly typed TensorRT (11.x, RTX)")
-    if half and format == "onnx" and plan.target.name == "ort" and not int8:
+    if options.half and format == "onnx" and plan.target.name == "ort" and not options.int8:
         warnings.append("an FP16 ONNX is for ONNX Runtime's CUDA and TensorRT execution providers (or TensorRT); "
                         "on a CPU it runs no faster than FP32 (use --int8 there)")
-    if int8 and data is None:
+    if options.int8 and options.data is None:
         raise ConfigError("--int8 needs calibration images: --data DATA (an ultralytics data yaml or a folder of images)")
-    if int8 and plan.grid_sample == "plugin" and plan.opset < 16:
+    if options.int8 and plan.grid_sample == "plugin" and plan.opset < 16:
         raise ConfigError(f"--int8 with --grid-sample plugin needs opset 16 or higher (got {plan.opset}): calibration "
                           "runs the graph with ONNX GridSample; use --grid-sample gather below 16")
-    if not isinstance(calib_images, int) or calib_images < 1:
-        raise ConfigError(f"--calib-images must be at least 1, got {calib_images}")
-    if not (isinstance(max_map_drop, (int, float)) and max_map_drop >= 0):
+    _positive_int(options.calib_images, "--calib-images")
+    max_map_drop = options.max_map_drop
+    if isinstance(max_map_drop, bool) or not isinstance(max_map_drop, (int, float)) or not 0 <= max_map_drop < math.inf:
         raise ConfigError(f"--max-map-drop must be 0 or more points, got {max_map_drop}")
-    dataset = load_dataset(data, calib_images) if data is not None else None
-    if raw_engine and format != "engine":
-        raise ConfigError("--raw-engine applies to --format engine (it writes the bare TensorRT plan)")
-    if keep_onnx and format != "engine":
-        raise ConfigError("--keep-onnx applies to --format engine (the other formats write their ONNX anyway)")
+    dataset = load_dataset(options.data, options.calib_images) if options.data is not None else None
     lows, highs = (normalize_imgsz(s, flag) if s is not None else None
-                   for s, flag in ((min_imgsz, "--min-imgsz"), (max_imgsz, "--max-imgsz")))
-    if (lows or highs) and not dynamic:
+                   for s, flag in ((options.min_imgsz, "--min-imgsz"), (options.max_imgsz, "--max-imgsz")))
+    if (lows or highs) and not options.dynamic:
         raise ConfigError("--min-imgsz / --max-imgsz shape a dynamic engine's profile: add --dynamic")
-    device = check_device(device)
-    tensorrt_module = _engine_module(format, plan, plan.grid_sample, sm)
+    device = check_device(options.device)
+    serving = _check_serving(options) if format == "triton" else None
+    tensorrt_module = _engine_module(format, plan, plan.grid_sample, options.sm)
     if plan.grid_sample == "plugin" and plan.target.name == "ort":
         warnings.append("--grid-sample plugin writes a DAttnGridSample node that plain ONNX Runtime and ultralytics "
                         "cannot run: it is for TensorRT with the plugin; `dattn predict` runs it on a CPU with dattn's "
                         "reference op (pip install onnxruntime-extensions)")
-    if format == "triton" and not dynamic:
+    if format == "triton" and not options.dynamic:
         warnings.append("without --dynamic the repository serves the exported batch size only, so Triton cannot "
                         "batch requests dynamically")
-    request = ExportRequest(weights, format, size, batch, dynamic, plan, precision, dataset, float(max_map_drop),
-                            simplify, verify, conf, device, exporter, raw_engine, sm, lows, highs, keep_onnx,
-                            tensorrt_module, {"name": name, "queue_delay_us": queue_delay_us, "instances": instances},
-                            warnings=warnings)
-    if dynamic and format == "engine":
+    request = ExportRequest(weights, format, size, batch, options.dynamic, plan, precision, dataset, float(max_map_drop),
+                            options.simplify, options.verify, conf, device, options.exporter, options.raw_engine,
+                            options.sm, lows, highs, options.keep_onnx, tensorrt_module, serving, options.end2end,
+                            options.trust_weights, warnings=warnings)
+    _refuse_options_that_do_not_apply(options, request)
+    if options.dynamic and tensorrt_module is not None:
         from dattn.export.tensorrt import dynamic_profile
 
         dynamic_profile(batch, size, lows, highs)  # ConfigError for a profile that shrinks
-    request.output = check_output(weights, Path(output) if output else _default_output(weights, format, precision), format)
+    output = Path(options.output) if options.output else _default_output(weights, format, precision)
+    request.output = check_output(weights, output, format)
+    if request.keep_onnx and request.kept_onnx == request.output:
+        raise ConfigError(f"--keep-onnx writes the engine's ONNX to {request.kept_onnx}, which is the --output; "
+                          "name the engine *.engine")
     if format == "triton":
         from dattn.export.triton import check_repository_target
 
-        check_repository_target(request.output, name)
+        check_repository_target(request.output, serving["name"])
     if format == "bundle":
         from dattn.export.bundle import check_bundle_target
 
@@ -209,23 +221,45 @@ def check_request(weights, format=None, imgsz=640, batch=1, dynamic=False, opset
     return request
 
 
+def _positive_int(value, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{flag} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _check_serving(options: ExportOptions) -> dict:
+    """The Triton repository's settings, checked now rather than after the export."""
+    from dattn.export.triton import check_model_name
+
+    check_model_name(options.name)
+    for flag, value, low in (("--instances", options.instances, 1), ("--queue-delay-us", options.queue_delay_us, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{flag} must be a whole number of at least {low}, got {value!r}")
+    return {"name": options.name, "queue_delay_us": options.queue_delay_us, "instances": options.instances}
+
+
+def _refuse_options_that_do_not_apply(options: ExportOptions, request: ExportRequest) -> None:
+    """One rule for every option: set where it does not apply, it is refused, never silently ignored."""
+    fields_by_name = {f.name: f for f in option_fields()}
+    for name in changed_options(options):
+        applies = fields_by_name[name].metadata["applies"]
+        if applies is not None and not applies[1](request):
+            raise ConfigError(f"{flag(name)} applies to {applies[0]} only; remove it or change the format")
+
 def _engine_module(format: str, plan: ExportPlan, grid_sample: str, sm: int | None) -> str | None:
     """The TensorRT module that will build an engine (for --format engine, or a Triton repository for TensorRT),
     imported now so that a missing one stops the export first; the plugin library is checked before it."""
+    needed_for = f"--format {format}" + (f" --target {plan.target.name}" if format != "engine" else "")
     if format == "triton" and plan.target.is_tensorrt:
         if plan.target.name == "trt-rtx":
             raise ConfigError("Triton's TensorRT backend loads TensorRT engines, not TensorRT for RTX ones: use --target trt")
         format = "engine"  # the repository serves a TensorRT plan (model.plan)
     if format != "engine":
-        if sm is not None:
-            raise ConfigError("--sm applies to --format engine --target trt-rtx")
         return None
     if not plan.target.is_tensorrt:
         raise ConfigError("--format engine needs a TensorRT --target (trt, trt8.6, trt8.5, trt8.4, trt8.2, trt-rtx), "
                           f"not {plan.target.name}")
     module = "tensorrt_rtx" if plan.target.name == "trt-rtx" else "tensorrt"
-    if sm is not None and module != "tensorrt_rtx":
-        raise ConfigError("--sm applies to --target trt-rtx: TensorRT builds for the GPU it runs on")
     if grid_sample == "plugin":
         if module == "tensorrt_rtx":
             raise ConfigError("TensorRT for RTX cannot build the plugin graph (its 1.7 ONNX parser aborts right after "
@@ -233,10 +267,11 @@ def _engine_module(format: str, plan: ExportPlan, grid_sample: str, sm: int | No
         from dattn.plugin.library import require_plugin_library
 
         require_plugin_library()
-    from dattn.export.tensorrt import compute_capabilities, import_tensorrt
+    from dattn.export.tensorrt import compute_capabilities
+    from dattn.runtime.tensorrt_runner import import_tensorrt
 
-    trt = import_tensorrt(module)
-    if sm is not None and sm not in compute_capabilities(trt):
+    trt = import_tensorrt(module, needed_for=needed_for, instead="--format onnx works without it")
+    if module == "tensorrt_rtx" and sm is not None and sm not in compute_capabilities(trt):
         raise ConfigError(f"--sm {sm}: TensorRT for RTX {trt.__version__} builds for SM "
                           f"{', '.join(map(str, compute_capabilities(trt)))}")
     return module

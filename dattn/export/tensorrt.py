@@ -21,26 +21,12 @@ from pathlib import Path
 import onnx
 
 from dattn.errors import ConfigError
+from dattn.runtime.tensorrt_runner import import_tensorrt
 
 MODULES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT for RTX"}
-INSTALL_HINTS = {
-    "tensorrt": "on a desktop `pip install tensorrt`; on a Jetson it comes with JetPack (python3-libnvinfer)",
-    "tensorrt_rtx": "on an RTX PC `pip install tensorrt-rtx-cu12`",
-}
 WORKSPACE_BYTES = 4 << 30
 # Metadata values ultralytics stores as Python literals in ONNX but as JSON values in engines.
 _LITERAL_KEYS = {"stride", "batch", "channels", "imgsz", "names", "args", "end2end", "dattn_profile"}
-
-
-def import_tensorrt(module_name: str):
-    """The TensorRT module, or a ConfigError saying how to install it."""
-    try:
-        return __import__(module_name)
-    except ImportError:
-        raise ConfigError(
-            f"--format engine needs {MODULES[module_name]}'s Python package '{module_name}' ({INSTALL_HINTS[module_name]}); "
-            "--format onnx works without it"
-        ) from None
 
 
 def builds_strongly_typed_only(trt) -> bool:
@@ -131,7 +117,7 @@ def build_serialized_engine(onnx_path: Path, precision: str = "fp32", profile: P
     """Parse `onnx_path` and build a plan. precision "fp16"/"int8" sets the builder flags where TensorRT has
     them; on strongly typed TensorRT the ONNX must already be FP16 or Q/DQ. ConfigError for a parser refusal,
     RuntimeError when the builder fails."""
-    trt = import_tensorrt(module_name)
+    trt = import_tensorrt(module_name, needed_for="building an engine", instead="export --format onnx, which works without it")
     logger = trt.Logger(trt.Logger.WARNING)
     if uses_plugin:
         from dattn.plugin.library import load_plugin_library

@@ -30,15 +30,22 @@ _WRONG_VERSION_HINTS = ("not compatible with this version", "version tag", "expe
 _CUDA_HINTS = ("cudaerror", "cuda runtime", "cuda driver")
 
 
-def import_tensorrt(module_name="tensorrt"):
-    """TensorRT's Python module; ConfigError saying how to get it when it is missing."""
+_NAMES = {"tensorrt": "TensorRT", "tensorrt_rtx": "TensorRT for RTX"}
+_INSTALL_HINTS = {
+    "tensorrt": "on a Jetson it comes with JetPack (python3-libnvinfer), on a desktop `pip install tensorrt`",
+    "tensorrt_rtx": "on an RTX PC `pip install tensorrt-rtx-cu12`",
+}
+
+
+def import_tensorrt(module_name="tensorrt", needed_for="running a TensorRT engine",
+                    instead="run the ONNX with ONNX Runtime"):
+    """TensorRT's Python module (tensorrt or tensorrt_rtx); ConfigError saying how to get it when it is missing."""
     try:
         return __import__(module_name)
     except ImportError:
-        raise ConfigError(
-            "running a TensorRT engine needs TensorRT's Python bindings (module {}): on a Jetson they come with "
-            "JetPack (python3-libnvinfer), on a desktop `pip install {}`; or run the ONNX with ONNX Runtime"
-            .format(module_name, module_name.replace("_", "-")))
+        raise ConfigError("{} needs {}'s Python package '{}' ({}); or {}".format(
+            needed_for, _NAMES.get(module_name, module_name), module_name,
+            _INSTALL_HINTS.get(module_name, "pip install " + module_name.replace("_", "-")), instead))
 
 
 def capturing_logger(trt, echo=None):
