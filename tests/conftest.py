@@ -36,25 +36,35 @@ def run_python(code_or_args, cwd=None, check=True, env=None):
     return result
 
 
-def _code_version() -> str:
-    """What a cached checkpoint depends on: the training code and the ultralytics in use."""
-    import ultralytics
+def _fixture_key(kind: str) -> str:
+    """What a trained checkpoint depends on: its kind's settings and the training code (tests/checkpoints.py)."""
+    from checkpoints import KINDS, SOURCES, installed_ultralytics
 
-    digest = hashlib.sha256(ultralytics.__version__.encode())
-    for path in (TESTS / "checkpoints.py", TESTS / "recipe.py", REPO / "dattn" / "ultralytics" / "synthetic.py",
-                 REPO / "dattn" / "nn" / "dattention.py"):
+    digest = hashlib.sha256(repr(vars(KINDS[kind])).encode())
+    digest.update(installed_ultralytics().encode())
+    for path in SOURCES:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
 def _trained(tmp_path_factory, kind):
+    """The folder of a trained fixture: from $DATTN_TEST_CHECKPOINTS when it holds this version, else trained now."""
+    from checkpoints import training_environment
+
     cache = os.environ.get(CACHE_ENV)
-    out = Path(cache) / f"{kind}-{_code_version()}" if cache else tmp_path_factory.mktemp(f"{kind}-checkpoint")
+    out = Path(cache) / f"{kind}-{_fixture_key(kind)}" if cache else tmp_path_factory.mktemp(f"{kind}-checkpoint")
     if not (out / "reference.pt").is_file():
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        run_python([str(TESTS / "checkpoints.py"), kind, str(out)])
+        run_python([str(TESTS / "checkpoints.py"), kind, str(out)], env=training_environment())
     return out
+
+
+def _alone(tmp_path_factory, run: Path, name: str) -> Path:
+    """A copy of a fixture's best.pt alone in a folder, for exports that write next to their weights."""
+    weights = tmp_path_factory.mktemp(f"{name}-weights") / "best.pt"
+    weights.write_bytes((run / "best.pt").read_bytes())
+    return weights
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +80,31 @@ def recipe_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def recipe_weights(recipe_run, tmp_path_factory):
     """A copy of the recipe-trained best.pt alone in its folder, for exports that write next to it."""
-    weights = tmp_path_factory.mktemp("recipe-weights") / "best.pt"
-    weights.write_bytes((recipe_run / "best.pt").read_bytes())
-    return weights
+    return _alone(tmp_path_factory, recipe_run, "recipe")
 
 
 @pytest.fixture(scope="session")
 def recipe_data(recipe_run):
     """The data yaml of the dataset the recipe detector learnt (train and val splits of generated shapes)."""
     return recipe_run / "data" / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def yolo26_run(tmp_path_factory):
+    """A recipe-style YOLO26-dattn (the recipe's classes pasted) that detects, saved with its NMS-free branch on;
+    laid out as recipe_run. Ultralytics 8.4 only: 8.3 has no YOLO26."""
+    import ultralytics
+
+    if ultralytics.__version__.startswith("8.3"):
+        pytest.skip("ultralytics 8.3 has no YOLO26")
+    return _trained(tmp_path_factory, "yolo26")
+
+
+@pytest.fixture(scope="session")
+def rtdetr_run(tmp_path_factory):
+    """A reduced RT-DETR with a DAttention block (tests/cfg/rtdetr-tiny-dattn.yaml) that detects; laid out as
+    recipe_run."""
+    return _trained(tmp_path_factory, "rtdetr")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,14 @@ def exported_onnx(tmp_path_factory, weights: Path, name: str, **options) -> Path
     return path
 
 
+def letterboxed(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """(3, H, W) float32 network input of an image file, letterboxed as ultralytics' YOLO predictor does."""
+    from dattn.runtime.heads import HEADS, network_input
+    from dattn.runtime.preprocess import read_image
+
+    return network_input(HEADS["anchors"], read_image(path), size)
+
+
 def sample_images() -> list[Path]:
     """ultralytics' bus.jpg (810x1080) and zidane.jpg (1280x720)."""
     import ultralytics

@@ -16,6 +16,8 @@ from dattn.errors import ConfigError
 from dattn.export.passes import find_float64
 from dattn.export.targets import EXPORTERS
 from dattn.export.torch_onnx import prepare_for_export
+from dattn.runtime.heads import HEADS
+from runtime_models import letterboxed
 
 IMGSZ = 160
 FORMS_BY_OPSET = [(op, form) for op in (11, 13, 16, 17, 18, 20, 21) for form in ("native", "gather", "plugin") if form != "native" or op >= 16]
@@ -25,13 +27,13 @@ by_exporter = pytest.mark.parametrize("exporter", EXPORTERS)
 
 @pytest.fixture(scope="module")
 def torch_model(recipe_weights):
-    return prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)
+    return prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)[0]
 
 
 @pytest.fixture(scope="module")
 def conf(torch_model):
     """A threshold that keeps at least 10 candidate boxes on each sample image: a tiny model's scores are low."""
-    images = np.stack([v.letterbox(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()])
+    images = np.stack([letterboxed(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()])
     scores = v.torch_runner(torch_model)(images)[:, 4:].max(axis=1)
     return float(np.sort(scores, axis=1)[:, -10].min())
 
@@ -41,13 +43,13 @@ def _check_against_torch(onnx_path, torch_model, conf, cases):
     runner = v.onnxruntime_runner(onnx_path, uses_plugin=any(n.domain == "dattn" for n in onnx.load(str(onnx_path)).graph.node))
     reference = v.torch_runner(torch_model)
     for name, batch in cases:
-        result, _, _ = v.compare(name, batch, reference, runner, conf, v.TOLERANCES["fp32"])
+        result, _, _ = v.compare(name, batch, reference, runner, HEADS["anchors"], 2, conf, v.TOLERANCES["fp32"])
         assert result.passed, result.line()
         assert name == "random" or sum(d.matched for d in result.detections) > 0, f"{name}: no boxes to compare at conf {conf}"
 
 
 def _image_cases(size=(IMGSZ, IMGSZ)):
-    return [(p.name, v.letterbox(p, size)[None]) for p in v.sample_image_paths()] + [("random", v.random_batch(1, size))]
+    return [(p.name, letterboxed(p, size)[None]) for p in v.sample_image_paths()] + [("random", v.random_batch(1, size))]
 
 
 @pytest.mark.parametrize("exporter, opset, form", MATRIX, ids=[f"{e}-opset{o}-{f}" for e, o, f in MATRIX])
@@ -74,7 +76,7 @@ def test_dynamic_export_agrees_at_other_sizes_and_batches(recipe_weights, torch_
     input_dims, output_dims = (value.type.tensor_type.shape.dim for value in (model.graph.input[0], model.graph.output[0]))
     assert [input_dims[i].dim_param for i in (0, 2, 3)] == ["batch", "height", "width"] and input_dims[1].dim_value == 3
     assert [output_dims[i].dim_param for i in (0, 2)] == ["batch", "anchors"]
-    cases = [(f"b{b}-{s}", np.concatenate([v.letterbox(p, (s, s))[None] for p in v.sample_image_paths()] * 2)[:b])
+    cases = [(f"b{b}-{s}", np.concatenate([letterboxed(p, (s, s))[None] for p in v.sample_image_paths()] * 2)[:b])
              for b in (1, 2, 3) for s in (320, 480, 640)]
     _check_against_torch(out, torch_model, conf, cases)
 
@@ -86,10 +88,10 @@ def test_the_recipe_class_would_fail_the_dynamic_check(recipe_weights, torch_mod
     from dattn.export.torch_onnx import export_onnx
     from recipe import as_recipe_objects
 
-    recipe_model = as_recipe_objects(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True))
+    recipe_model = as_recipe_objects(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)[0])
     path = tmp_path / "recipe.onnx"
     path.write_bytes(export_onnx(recipe_model, torch.zeros(1, 3, 640, 640), 17, dynamic=True, exporter=exporter).SerializeToString())
-    batch = v.letterbox(v.sample_image_paths()[0], (320, 320))[None]
+    batch = letterboxed(v.sample_image_paths()[0], (320, 320))[None]
     try:
         error = np.abs(v.onnxruntime_runner(path)(batch) - v.torch_runner(torch_model)(batch))[:, :4].max()
     except ort.capi.onnxruntime_pybind11_state.Fail:
@@ -126,7 +128,7 @@ def _calibrated_checkpoint(cfg: str, path: Path) -> Path:
     from ultralytics import YOLO
 
     yolo = YOLO(cfg)
-    images = torch.from_numpy(np.stack([v.letterbox(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()]))
+    images = torch.from_numpy(np.stack([letterboxed(p, (IMGSZ, IMGSZ)) for p in v.sample_image_paths()]))
     yolo.model.train()
     with torch.no_grad():
         for _ in range(5):

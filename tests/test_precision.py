@@ -12,13 +12,15 @@ from conftest import SAMPLER_NAME, run_python
 from dattn.errors import ConfigError, VerificationError
 from dattn.export import verify as v
 from dattn.export.torch_onnx import prepare_for_export
+from dattn.runtime.heads import HEADS
+from runtime_models import letterboxed
 
 IMGSZ = 160
 
 
 @pytest.fixture(scope="module")
 def torch_reference(recipe_weights):
-    return v.torch_runner(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True))
+    return v.torch_runner(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)[0])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def _detections_agree(path, torch_reference, precision, images):
     runner = v.onnxruntime_runner(path)
     tol = v.TOLERANCES[precision]
     for image in images:
-        result, _, _ = v.compare(image.name, v.letterbox(image, (IMGSZ, IMGSZ))[None], torch_reference, runner, 0.25, tol)
+        result, _, _ = v.compare(image.name, letterboxed(image, (IMGSZ, IMGSZ))[None], torch_reference, runner, HEADS["anchors"], 2, 0.25, tol)
         assert result.passed, result.line()
 
 
@@ -85,8 +87,8 @@ def test_fp16_gather_form_runs_at_batch_2(exports, torch_reference, recipe_run):
     # The gather form in an FP16 graph at batch 2 (its indices count past 2048 rows at larger sizes).
     path, _ = exports("fp16-gather-dynamic.onnx", "--half", "--grid-sample", "gather", "--dynamic")
     images = sorted((recipe_run / "data" / "images" / "val").glob("*.png"))[:2]
-    batch = np.stack([v.letterbox(p, (320, 320)) for p in images])
-    result, _, _ = v.compare("b2", batch, torch_reference, v.onnxruntime_runner(path), 0.25, v.TOLERANCES["fp16"])
+    batch = np.stack([letterboxed(p, (320, 320)) for p in images])
+    result, _, _ = v.compare("b2", batch, torch_reference, v.onnxruntime_runner(path), HEADS["anchors"], 2, 0.25, v.TOLERANCES["fp16"])
     assert result.passed, result.line()
 
 

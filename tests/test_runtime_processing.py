@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from runtime_models import exported_onnx, sample_images, validation_images
 
-from dattn.runtime.postprocess import check_thresholds, decode, nms_numpy, nms_opencv
+from dattn.runtime.postprocess import check_thresholds, decode_anchors, nms_numpy, nms_opencv
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
 SHAPES = [(1080, 810), (720, 1280), (160, 160), (161, 479), (37, 1000), (1000, 37), (1, 3000), (333, 333), (500, 75)]
@@ -93,7 +93,7 @@ def _ultralytics_nms(output, conf, iou, max_det=300):
 def test_decode_is_ultralytics_nms_on_the_detector(raw_outputs, nms, conf, iou):
     compared = 0
     for output in raw_outputs:
-        (ours,) = decode(output, conf, iou, nms=nms)
+        (ours,) = decode_anchors(output, conf, iou, nms=nms)
         boxes, scores, classes = _ultralytics_nms(output, conf, iou)
         np.testing.assert_array_equal(ours.class_ids, classes)
         np.testing.assert_allclose(ours.scores, scores, atol=1e-6)
@@ -106,7 +106,7 @@ def test_decode_is_ultralytics_nms_on_the_detector(raw_outputs, nms, conf, iou):
 def test_opencv_and_numpy_nms_keep_the_same_crowded_detections(seed):
     output = _crowded_output(seed)
     for conf, iou, max_det in ((0.01, 0.7, 300), (0.1, 0.45, 300), (0.001, 0.5, 50)):
-        (a,), (b,) = decode(output, conf, iou, max_det, nms=nms_opencv), decode(output, conf, iou, max_det, nms=nms_numpy)
+        (a,), (b,) = decode_anchors(output, conf, iou, max_det, nms=nms_opencv), decode_anchors(output, conf, iou, max_det, nms=nms_numpy)
         np.testing.assert_array_equal(a.class_ids, b.class_ids)
         np.testing.assert_array_equal(a.boxes, b.boxes)
         boxes, scores, classes = _ultralytics_nms(output, conf, iou, max_det)
@@ -120,14 +120,14 @@ def test_classes_never_suppress_each_other():
     box = [100.0, 100.0, 50.0, 50.0]
     output = np.array([box + [0.9, 0.0], box + [0.0, 0.8], box + [0.7, 0.0]], dtype=np.float32).T[None]
     for nms in (nms_opencv, nms_numpy):
-        (found,) = decode(output, 0.25, 0.7, nms=nms)
+        (found,) = decode_anchors(output, 0.25, 0.7, nms=nms)
         assert found.class_ids.tolist() == [0, 1] and np.allclose(found.scores, [0.9, 0.8])
 
 
 def test_empty_output_gives_no_detections():
     output = np.zeros((2, 6, 100), dtype=np.float32)
     for nms in (nms_opencv, nms_numpy):
-        found = decode(output, 0.25, 0.7, nms=nms)
+        found = decode_anchors(output, 0.25, 0.7, nms=nms)
         assert len(found) == 2 and all(len(d.scores) == 0 and d.boxes.shape == (0, 4) for d in found)
 
 

@@ -20,7 +20,7 @@ from triton_server import TritonServer, missing_reason
 
 import dattn
 from dattn.export.triton import write_triton_repository
-from dattn.runtime.postprocess import decode
+from dattn.runtime.postprocess import decode_anchors
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
@@ -69,7 +69,7 @@ def expected(onnx_path, image_paths):
     def pipeline(image):
         box = Letterbox(image.shape[:2], (IMGSZ, IMGSZ))
         output = session.run(None, {session.get_inputs()[0].name: to_network_input([box.apply(image)])})[0]
-        found = decode(output)[0]
+        found = decode_anchors(output)[0]
         return box.boxes_to_image(found.boxes), found.scores, found.class_ids
 
     results = {path: pipeline(read_image(path)) for path in image_paths}

@@ -8,21 +8,25 @@ import logging
 import tempfile
 from pathlib import Path
 
+from dattn.runtime.heads import HEADS, Head
 
-def validation_map(model_path: Path, data_yaml: Path, imgsz: int, batch: int) -> tuple[float, float]:
-    """(mAP50-95, mAP50), in points (0-100), of an .onnx or a .pt (recipe checkpoints included).
+
+def validation_map(model_path: Path, data_yaml: Path, imgsz: int, batch: int, head: Head = HEADS["anchors"]) -> tuple[float, float]:
+    """(mAP50-95, mAP50), in points (0-100), of an .onnx or a .pt (recipe checkpoints included); an RT-DETR `head`
+    is validated by ultralytics' RT-DETR validator.
 
     rect=False: every image letterboxed to the square `imgsz`, as a static export sees it, so that a .pt and its
     export are measured on the same inputs (ultralytics would pad a .pt's batches to other sizes).
     """
-    from ultralytics import YOLO
+    from ultralytics import RTDETR, YOLO
     from ultralytics.utils import LOGGER
 
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)  # the validator's own progress and tables would drown dattn's report
     try:
         with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, contextlib.redirect_stdout(io.StringIO()):
-            metrics = YOLO(str(model_path), task="detect").val(
+            model = RTDETR(str(model_path)) if head.stretched else YOLO(str(model_path), task="detect")
+            metrics = model.val(
                 data=str(data_yaml), imgsz=imgsz, batch=batch, rect=False, device="cpu", plots=False, verbose=False,
                 project=project, name="val", save_json=False)
     finally:

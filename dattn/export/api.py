@@ -24,7 +24,9 @@ from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
 from dattn.export.options import ExportOptions
 from dattn.export.request import ExportRequest, check_request
+from dattn.export.head import HeadInfo, sampling_sites
 from dattn.export.torch_onnx import export_onnx, prepare_for_export
+from dattn.runtime.heads import HEADS
 
 
 def _say(message: str) -> None:
@@ -60,13 +62,13 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
     from dattn.ultralytics.load import load
 
     model = load(request.weights).model
-    raw = _trace(model, request)
-    has_sampling = any(n.op_type == "GridSample" for n in raw.graph.node)
-    report.lines += _choices(request, raw, has_sampling)
-    graphs = _graphs(model, raw, request, report)
+    prepared, head = prepare_for_export(model, request.dynamic, request.end2end, request.imgsz, request.weights)
+    raw = _trace(prepared, head, request)
+    report.lines += _choices(request, raw, head, sampling_sites(prepared, _example(request)))
+    graphs = _graphs(model, head, raw, request, report)
     with StagedOutputs() as staged:
         if request.verify:
-            _verify(model, graphs, request, report, staged)
+            _verify(model, head, graphs, request, report, staged)
         else:
             report.lines.append("not verified (--no-verify)")
         _write_product(graphs, request, report, staged)
@@ -86,37 +88,49 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
 # ---- steps --------------------------------------------------------------------------------------
 
 
-def _trace(model, request: ExportRequest) -> onnx.ModelProto:
+def _example(request: ExportRequest) -> torch.Tensor:
+    return torch.zeros(request.batch, 3, *request.imgsz, device=request.device)
+
+
+def _trace(prepared, head: HeadInfo, request: ExportRequest) -> onnx.ModelProto:
     plan = request.plan
     _say(f"tracing at {request.batch}x3x{request.imgsz[0]}x{request.imgsz[1]}, opset {plan.opset}"
          f"{', dynamic' if request.dynamic else ''} ({request.exporter} exporter)")
-    example = torch.zeros(request.batch, 3, *request.imgsz, device=request.device)
-    return export_onnx(prepare_for_export(model, request.dynamic).to(request.device), example, plan.opset, request.dynamic,
-                       request.exporter)
+    return export_onnx(prepared.to(request.device), _example(request), plan.opset, request.dynamic, request.exporter,
+                       HEADS[head.name])
 
 
-def _choices(request: ExportRequest, raw: onnx.ModelProto, has_sampling: bool) -> list[str]:
-    """The plan's reasons that concern this graph: no grid-sample talk for a model without DAttention."""
+def _choices(request: ExportRequest, raw: onnx.ModelProto, head: HeadInfo, sites: dict[str, int]) -> list[str]:
+    """The head, the sampling steps and where they sit, and the plan's reasons that concern this graph."""
     has_layer_norm = any(n.op_type == "LayerNormalization" for n in raw.graph.node)
-    lines = []
+    lines = [f"head {head.module} ({head.task}): output {HEADS[head.name].layout}, "
+             + ("no NMS needed (one-to-one branch)" if head.end2end else "NMS in post-processing" if HEADS[head.name].nms
+                else "no NMS needed")]
+    if head.not_served:
+        lines.append(f"a {head.task} model: its {head.not_served} are exported as they are, but neither verified nor "
+                     "decoded by dattn; boxes, scores and classes are")
     for reason in request.plan.reasons:
-        if reason.startswith("grid-sample") and not has_sampling:
+        if reason.startswith("grid-sample") and not sites:
             continue
         if reason.startswith("LayerNormalization") and not has_layer_norm:
             continue
         lines.append(f"chose {reason}")
-    if not has_sampling:
-        lines.append("no DAttention in this model: no sampling step to export")
+    if sites:
+        written = sum(n.op_type in ("GridSample", "DAttnGridSample") for n in raw.graph.node)
+        lines.append(f"{written} sampling steps written as {request.plan.grid_sample}: "
+                     + ", ".join(f"{n} in {where}" for where, n in sites.items()))
+    else:
+        lines.append("no sampling step (no DAttention or deformable decoder) in this model")
     return lines
 
 
-def _with_metadata(graph: onnx.ModelProto, model, request: ExportRequest, precision: str) -> onnx.ModelProto:
-    meta = ultralytics_metadata(model, request.imgsz, request.batch, request.dynamic, request.plan.opset, precision)
-    meta.update(dattn_metadata(request.plan.grid_sample, request.plan.opset, request.plan.target.name, precision))
+def _with_metadata(graph: onnx.ModelProto, model, head: HeadInfo, request: ExportRequest, precision: str) -> onnx.ModelProto:
+    meta = ultralytics_metadata(model, head, request.imgsz, request.batch, request.dynamic, request.plan.opset, precision)
+    meta.update(dattn_metadata(head, request.plan.grid_sample, request.plan.opset, request.plan.target.name, precision))
     return with_metadata(graph, meta)
 
 
-def _graphs(model, raw: onnx.ModelProto, request: ExportRequest, report: Report) -> dict[str, onnx.ModelProto]:
+def _graphs(model, head: HeadInfo, raw: onnx.ModelProto, request: ExportRequest, report: Report) -> dict[str, onnx.ModelProto]:
     """The deployable graphs by precision: always "fp32", plus the one asked for."""
     plan = request.plan
     ops = {n.op_type for n in raw.graph.node}
@@ -124,19 +138,19 @@ def _graphs(model, raw: onnx.ModelProto, request: ExportRequest, report: Report)
              *(["layer-norm"] if plan.decompose_layer_norm and "LayerNormalization" in ops else []),
              *(["onnxslim"] if request.simplify else [])]
     _say(f"rewriting ({', '.join(steps)})")
-    graphs = {"fp32": _with_metadata(pipeline.float32_onnx(raw, plan, request.simplify), model, request, "fp32")}
+    graphs = {"fp32": _with_metadata(pipeline.float32_onnx(raw, plan, request.simplify), model, head, request, "fp32")}
     if request.precision == "fp16" and (request.format != "engine" or _builds_strongly_typed_only(request)):
         _say("converting to FP16")
         half, kept = pipeline.float16_onnx(raw, plan, request.simplify)
-        graphs["fp16"] = _with_metadata(half, model, request, "fp16")
+        graphs["fp16"] = _with_metadata(half, model, head, request, "fp16")
         report.lines.append("FP16: computing in FP32 still: " + ", ".join(f"{op} x{n}" for op, n in sorted(kept.items())))
     if request.precision == "int8":
         flavour = _int8_flavour(request)
         _say(f"calibrating INT8 ({flavour} flavour) on {len(request.dataset.calibration)} images from {request.dataset.source}")
         head_weights = f"model.{len(model.model) - 1}."  # the Detect head's parameters
         quantized, kept = pipeline.int8_onnx(raw, plan, request.simplify, request.dataset.calibration, request.imgsz,
-                                             flavour, head_weights)
-        graphs["int8"] = _with_metadata(quantized, model, request, "int8")
+                                             flavour, head_weights, HEADS[head.name])
+        graphs["int8"] = _with_metadata(quantized, model, head, request, "int8")
         report.lines.append(f"INT8 ({flavour} flavour, Q/DQ): {kept} nodes left in float (stem, detection head, sampling)")
     return graphs
 
@@ -154,14 +168,16 @@ def _int8_flavour(request: ExportRequest) -> str:
     return "onnxruntime" if request.plan.target.name == "ort" and request.format in ("onnx", "triton") else "tensorrt"
 
 
-def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
-    """Each graph against PyTorch at its precision's tolerance; mAP side by side with a data yaml."""
+def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    """Each graph against PyTorch at its precision's tolerance, as the head lays out its output; mAP side by side
+    with a data yaml."""
     from dattn.export import verify as v
 
     uses_plugin = request.plan.grid_sample == "plugin"
-    reference = v.torch_runner(prepare_for_export(model, dynamic=True))  # dynamic: Detect recomputes anchors per shape
+    layout = HEADS[head.name]
+    # dynamic: the reference recomputes its anchors at every input size.
+    reference = v.torch_runner(prepare_for_export(model, True, request.end2end, request.imgsz, request.weights)[0])
     extra_images = v.validation_images(request.dataset) if request.dataset is not None else []
-    cases = v.verification_cases(request.imgsz, request.batch, request.dynamic, extra_images)
     # The picture shows a dataset image where there is one: there the model's detections mean something.
     shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
     failures, picture = [], None
@@ -171,13 +187,18 @@ def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged:
             _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
             candidate = v.onnxruntime_runner(paths[precision], uses_plugin=uses_plugin)
             results = []
-            for name, inputs in cases:
-                result, det_torch, det_export = v.compare(name, inputs, reference, candidate, request.conf, v.TOLERANCES[precision])
+            for name, inputs in v.verification_cases(request.imgsz, request.batch, request.dynamic, layout, extra_images,
+                                                     precision):
+                result, det_torch, det_export = v.compare(name, inputs, reference, candidate, layout, len(model.names),
+                                                          request.conf, v.TOLERANCES[precision])
                 results.append(result)
                 _say("  " + result.line())
                 if precision == request.precision and name == shown:
                     picture = (inputs[0], det_torch[0], det_export[0])
             report.lines.append(f"{precision.upper()}: " + v.summary(results))
+            lost = v.lost_detections(results)
+            if lost and precision != "fp32":
+                report.warnings.append(f"{precision.upper()}: {lost}")
             failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
         _write_picture(picture, model, request, report, staged)
         if failures:
@@ -185,7 +206,7 @@ def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged:
             raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
                                     f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
         if request.dataset is not None and request.dataset.data_yaml is not None:
-            _compare_map(paths, request, report)
+            _compare_map(paths, head, request, report)
 
 
 def _write_picture(picture, model, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
@@ -195,7 +216,7 @@ def _write_picture(picture, model, request: ExportRequest, report: Report, stage
     staged.file(request.picture, png)
 
 
-def _compare_map(paths: dict[str, Path], request: ExportRequest, report: Report) -> None:
+def _compare_map(paths: dict[str, Path], head: HeadInfo, request: ExportRequest, report: Report) -> None:
     from dattn.export.accuracy import validation_map
 
     if request.plan.grid_sample == "plugin":
@@ -207,7 +228,7 @@ def _compare_map(paths: dict[str, Path], request: ExportRequest, report: Report)
     maps = {}
     for precision, path in paths.items():
         _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
-        maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch)
+        maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch, HEADS[head.name])
     report.lines.append("mAP50-95 / mAP50 on the val split: " + ", ".join(
         f"{p.upper()} {m[0]:.1f} / {m[1]:.1f}" for p, m in maps.items()))
     if request.precision == "int8":

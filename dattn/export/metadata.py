@@ -11,9 +11,9 @@ from datetime import datetime
 import onnx
 
 
-def ultralytics_metadata(model, imgsz: tuple[int, int], batch: int, dynamic: bool, opset: int,
+def ultralytics_metadata(model, head, imgsz: tuple[int, int], batch: int, dynamic: bool, opset: int,
                          precision: str = "fp32") -> dict[str, str]:
-    """The keys ultralytics' exporter writes, for a loaded ultralytics `model` (a DetectionModel)."""
+    """The keys ultralytics' exporter writes, for a loaded ultralytics `model` and its exported `head` (HeadInfo)."""
     import ultralytics
 
     yaml = getattr(model, "yaml", {}) or {}
@@ -24,22 +24,24 @@ def ultralytics_metadata(model, imgsz: tuple[int, int], batch: int, dynamic: boo
         "version": ultralytics.__version__,
         "license": "AGPL-3.0 License",
         "stride": str(int(max(model.stride))),
-        "task": str(getattr(model, "task", "detect")),
+        "task": head.task,
+        "head": head.module,
         "batch": str(batch),
         "imgsz": str(list(imgsz)),
         "names": str(dict(model.names)),
         "args": str({"batch": batch, "imgsz": list(imgsz), "dynamic": dynamic, "half": precision == "fp16",
                      "int8": precision == "int8", "nms": False, "opset": opset}),
         "channels": str(yaml.get("channels", 3)),
-        "end2end": "False",
+        "end2end": str(head.end2end),
     }
 
 
-def dattn_metadata(grid_sample: str, opset: int, target: str, precision: str = "fp32") -> dict[str, str]:
+def dattn_metadata(head, grid_sample: str, opset: int, target: str, precision: str = "fp32") -> dict[str, str]:
     from dattn import __version__
+    from dattn.runtime.heads import METADATA_KEY
 
-    return {"dattn_version": __version__, "dattn_grid_sample": grid_sample, "dattn_opset": str(opset),
-            "dattn_target": target, "dattn_precision": precision}
+    return {"dattn_version": __version__, METADATA_KEY: head.name, "dattn_grid_sample": grid_sample,
+            "dattn_opset": str(opset), "dattn_target": target, "dattn_precision": precision}
 
 
 def with_metadata(model: onnx.ModelProto, metadata: dict[str, str]) -> onnx.ModelProto:

@@ -16,6 +16,7 @@ import onnx
 
 from dattn.export import passes
 from dattn.export.targets import ExportPlan
+from dattn.runtime.heads import Head
 
 
 def _common(raw: onnx.ModelProto, plan: ExportPlan) -> tuple[onnx.ModelProto, set[str]]:
@@ -72,7 +73,7 @@ def float16_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> tupl
 
 
 def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: list[Path], imgsz: tuple[int, int],
-              flavour: str, head_weights: str) -> tuple[onnx.ModelProto, int]:
+              flavour: str, head_weights: str, head: Head) -> tuple[onnx.ModelProto, int]:
     """The Q/DQ graph calibrated on `images`, and how many nodes stayed in float."""
     from dattn.export.quantize import float_nodes, quantize_int8
 
@@ -80,7 +81,7 @@ def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: li
     runnable_form = "native" if plan.grid_sample == "plugin" else plan.grid_sample  # ONNX Runtime calibrates it
     model = _checked(_with_form(model, runnable_form), simplify)
     keep = sorted(set(_named_after(model, sensitive)) | set(float_nodes(model, head_weights)))  # + stem and head
-    quantized = quantize_int8(model, images, imgsz, flavour, keep)
+    quantized = quantize_int8(model, images, imgsz, flavour, keep, head)
     if plan.grid_sample == "plugin":
         quantized = passes.grid_sample_to_plugin(quantized)
     onnx.checker.check_model(quantized)

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from dattn.export.verify import letterbox
+from dattn.runtime.heads import HEADS, Head, network_input
+from dattn.runtime.preprocess import read_image
 
 FLAVOURS = ("tensorrt", "onnxruntime")
 # TensorRT fuses Q/DQ into the layers that do the arithmetic and refuses quantized constants elsewhere (a scalar
@@ -62,8 +63,8 @@ def float_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
     return [*_downstream(model, stem), *_downstream(model, head, stop=())]
 
 
-def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], progress):
-    """ONNX Runtime's CalibrationDataReader over letterboxed images, one at a time (bounded memory)."""
+def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], head: Head, progress):
+    """ONNX Runtime's CalibrationDataReader over images fitted as the head expects, one at a time (bounded memory)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -79,7 +80,7 @@ def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, i
         def get_next(self):
             if self.start >= self.end:
                 return None
-            batch = letterbox(images[self.start], imgsz)[None]
+            batch = network_input(head, read_image(images[self.start]), imgsz)[None]
             self.start += 1
             progress.update(1)
             return {input_name: batch}
@@ -99,8 +100,9 @@ def _quiet():
 
 
 def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, int], flavour: str,
-                  keep_float: list[str]) -> onnx.ModelProto:
-    """A Q/DQ copy of the float32 `model` calibrated on `images` (letterboxed to `imgsz`), with a progress bar."""
+                  keep_float: list[str], head: Head = HEADS["anchors"]) -> onnx.ModelProto:
+    """A Q/DQ copy of the float32 `model` calibrated on `images` (fitted to `imgsz` as `head` expects), with a
+    progress bar."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from tqdm import tqdm
 
@@ -116,7 +118,7 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
         source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
         onnx.save(model, str(source))
         quantize_static(
-            str(source), str(target), _calibration_reader(images, model.graph.input[0].name, imgsz, progress),
+            str(source), str(target), _calibration_reader(images, model.graph.input[0].name, imgsz, head, progress),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8, weight_type=QuantType.QInt8,
             nodes_to_exclude=keep_float, op_types_to_quantize=TENSORRT_QUANTIZED_OPS if for_tensorrt else None,

@@ -23,6 +23,8 @@ import torch
 
 from dattn.errors import ConfigError
 from dattn.export import passes
+from dattn.export.head import HeadInfo, prepare_head
+from dattn.runtime.heads import HEADS, Head
 from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, NATIVE_GRID_SAMPLE_MIN_OPSET
 
 INPUT_NAME, OUTPUT_NAME = "images", "output0"  # ultralytics' names, which its ONNX backend expects
@@ -43,30 +45,37 @@ def _grid_sample_placeholder(g, x, grid, mode, padding_mode, align_corners):
     return g.op("GridSample", x, grid, mode_s="bilinear", padding_mode_s="zeros", align_corners_i=align)
 
 
-def prepare_for_export(model: torch.nn.Module, dynamic: bool) -> torch.nn.Module:
-    """A fused eval copy whose detection head returns one tensor, as in ultralytics' own ONNX export."""
+def prepare_for_export(model: torch.nn.Module, dynamic: bool, end2end: bool | None = None,
+                       imgsz: tuple[int, int] | None = None, source="the model") -> tuple[torch.nn.Module, HeadInfo]:
+    """A fused eval copy whose head, on the branch asked for, returns the one tensor ultralytics' ONNX export has;
+    and what that head is (dattn.export.head)."""
     model = copy.deepcopy(model).float().eval()
+    head = prepare_head(model, dynamic, end2end, imgsz, source)  # before fusing, which drops the branch not taken
     if hasattr(model, "fuse"):
         model = model.fuse(verbose=False)
     for p in model.parameters():
         p.requires_grad_(False)
-    for m in model.modules():
-        if hasattr(m, "export") and hasattr(m, "dynamic") and hasattr(m, "stride"):  # Detect and its subclasses
-            m.export, m.dynamic, m.format = True, dynamic, "onnx"
-    return model
+    return model, head
 
 
-def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool, exporter: str = DEFAULT_EXPORTER) -> onnx.ModelProto:
-    """Export `model` run on `example` with `exporter` ("dynamo" or "torchscript") and return the ONNX model."""
+def _output_axes(head: Head) -> dict[int, str]:
+    """The output's dynamic axes, named as ultralytics names them: its candidates vary with the input."""
+    return {0: "batch", 2: "anchors"} if head.field_axis == 1 else {0: "batch", 1: "detections"}
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool, exporter: str = DEFAULT_EXPORTER,
+                head: Head = HEADS["anchors"]) -> onnx.ModelProto:
+    """Export `model` run on `example` with `exporter` ("dynamo" or "torchscript") and return the ONNX model; `head`
+    (dattn.runtime.heads) names the output's dynamic axes."""
     if exporter == "dynamo":
-        return _export_dynamo(model, example, opset, dynamic)
+        return _export_dynamo(model, example, opset, dynamic, _output_axes(head))
     if exporter == "torchscript":
-        return _export_torchscript(model, example, opset, dynamic)
+        return _export_torchscript(model, example, opset, dynamic, _output_axes(head))
     raise ConfigError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
 
 
-def _export_torchscript(model, example, opset, dynamic) -> onnx.ModelProto:
-    dynamic_axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "anchors"}} if dynamic else None
+def _export_torchscript(model, example, opset, dynamic, output_axes) -> onnx.ModelProto:
+    dynamic_axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: output_axes} if dynamic else None
     if opset < NATIVE_GRID_SAMPLE_MIN_OPSET:
         torch.onnx.register_custom_op_symbolic("::grid_sampler", _grid_sample_placeholder, opset)
     try:
@@ -90,10 +99,12 @@ def _torchscript_deprecation_silenced():
         warnings.filterwarnings("ignore", message=r"You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"The feature will be removed", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace` is deprecated", category=DeprecationWarning)
+        # RT-DETR gathers its top-k queries by index (never negative); verification checks the result anyway.
+        warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing", category=UserWarning)
         yield
 
 
-def _export_dynamo(model, example, opset, dynamic) -> onnx.ModelProto:
+def _export_dynamo(model, example, opset, dynamic, output_axes) -> onnx.ModelProto:
     dynamic_shapes = None
     if dynamic:
         batch, rows, cols = torch.export.Dim("batch"), torch.export.Dim("rows"), torch.export.Dim("cols")
@@ -108,7 +119,7 @@ def _export_dynamo(model, example, opset, dynamic) -> onnx.ModelProto:
         )
     model_proto = _without_torch_metadata(program.model_proto)
     if dynamic:
-        _name_dynamic_axes(model_proto)
+        _name_dynamic_axes(model_proto, output_axes)
     if opset < DYNAMO_MIN_OPSET:
         if opset < LAYER_NORM_MIN_OPSET:
             model_proto = passes.decompose_layer_norm(model_proto)
@@ -126,9 +137,9 @@ def _without_torch_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _name_dynamic_axes(model: onnx.ModelProto) -> None:
+def _name_dynamic_axes(model: onnx.ModelProto, output_axes: dict[int, str]) -> None:
     """The TorchScript exporter's names for the dynamic axes, instead of torch.export's symbols ("32*rows")."""
-    for value, names in ((model.graph.input[0], ("batch", None, "height", "width")), (model.graph.output[0], ("batch", None, "anchors"))):
-        for dim, name in zip(value.type.tensor_type.shape.dim, names):
-            if name is not None:
-                dim.dim_param = name
+    for value, names in ((model.graph.input[0], {0: "batch", 2: "height", 3: "width"}), (model.graph.output[0], output_axes)):
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis in names and not dim.HasField("dim_value"):
+                dim.dim_param = names[axis]

@@ -423,10 +423,11 @@ def _write_models(root: Path, name: str, onnx_path: Path, plan: bytes | None, li
     size = str(list(interface.imgsz))
     _python_model(root / preprocess, "preprocess.py", python_step_config(
         preprocess, [t["IMAGE_BYTES"], t["IMAGE"]], [t["NETWORK_INPUT"], t["ORIGINAL_SHAPE"]], serving,
-        {"imgsz": size}, optional_inputs=True))
+        {"imgsz": size, "head": _head_name(interface)}, optional_inputs=True))
     _python_model(root / postprocess, "postprocess.py", python_step_config(
         postprocess, [t["NETWORK_OUTPUT"], t["ORIGINAL_SHAPE"]], [t[n] for n in ("BOXES", "SCORES", "CLASSES", "NUM_DETECTIONS")],
-        serving, {"imgsz": size, "conf": conf, "iou": iou, "max_det": max_det}))
+        serving, {"imgsz": size, "head": _head_name(interface), "classes": len(interface.names), "conf": conf, "iou": iou,
+                  "max_det": max_det}))
     (root / f"{name}_ensemble").mkdir()
     (root / f"{name}_ensemble" / "1").mkdir()  # ensembles need a version folder too, even an empty one
     (root / f"{name}_ensemble" / "config.pbtxt").write_text(
@@ -476,6 +477,13 @@ def _replace_folder(new: Path, target: Path) -> None:
             raise
     finally:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def _head_name(interface: GraphInterface) -> str:
+    """The head the runtime decodes the graph's output as (dattn.runtime.heads), from the graph's metadata."""
+    from dattn.runtime.heads import head_of
+
+    return head_of(interface.metadata).name
 
 
 def _dattn_version() -> str:

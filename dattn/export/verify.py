@@ -16,8 +16,9 @@ import torch
 
 from dattn.errors import VerificationError
 from dattn.export.dataset import Dataset, evenly_spaced, split_images
-from dattn.runtime.postprocess import Detections, decode
-from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
+from dattn.runtime.heads import Head, decode, network_input
+from dattn.runtime.postprocess import Detections
+from dattn.runtime.preprocess import read_image
 
 SAMPLE_IMAGES = ("bus.jpg", "zidane.jpg")  # shipped in ultralytics' assets
 MATCH_IOU = 0.5  # a detection and its counterpart overlap at least this much
@@ -64,12 +65,6 @@ def sample_image_paths() -> list[Path]:
     return [assets / name for name in SAMPLE_IMAGES]
 
 
-def letterbox(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """(3, H, W) float32 RGB in [0, 1]: the image scaled to fit `size`, centred on grey, as ultralytics predicts."""
-    image = read_image(path)
-    return to_network_input([Letterbox(image.shape, size).apply(image)])[0]
-
-
 def random_batch(batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((batch, 3, *size), dtype=np.float32)
 
@@ -83,20 +78,26 @@ def validation_images(dataset: Dataset) -> list[Path]:
     return evenly_spaced(images, VALIDATION_IMAGES)
 
 
-def verification_cases(imgsz: tuple[int, int], batch: int, dynamic: bool,
-                       images: list[Path] = ()) -> list[tuple[str, np.ndarray]]:
-    """Real images (ultralytics' samples and `images`) and a random input at the export size; with `dynamic`,
-    other sizes and batch sizes too."""
+def verification_cases(imgsz: tuple[int, int], batch: int, dynamic: bool, head: Head, images: list[Path] = (),
+                       precision: str = "fp32") -> list[tuple[str, np.ndarray]]:
+    """Real images (ultralytics' samples and `images`) at the export size, fitted as the head expects; with `dynamic`,
+    at other sizes and batch sizes too. FP32, which differs from PyTorch by summation order only, is also judged on
+    random inputs; reduced precision is judged on real images alone (noise is not what it is meant for)."""
     paths = [*sample_image_paths(), *images]
-    letterboxed = [letterbox(p, imgsz) for p in paths]
-    cases = [(p.name, np.repeat(image[None], batch, axis=0)) for p, image in zip(paths, letterboxed)]
-    cases.append(("random", random_batch(batch, imgsz)))
+    inputs = [network_input(head, read_image(p), imgsz) for p in paths]
+    cases = [(p.name, np.repeat(x[None], batch, axis=0)) for p, x in zip(paths, inputs)]
+    if precision == "fp32":
+        cases.append(("random", random_batch(batch, imgsz)))
     if dynamic:
         stride = 32
         for b, factor in ((2, 1.0), (3, 0.5), (1, 0.75)):
             size = tuple(max(stride, round(s * factor / stride) * stride) for s in imgsz)
-            cases.append((f"random-b{b}", random_batch(b, size, seed=b)))
-        cases.append(("images-b2", np.stack(letterboxed[:2])))
+            if precision == "fp32":
+                cases.append((f"random-b{b}", random_batch(b, size, seed=b)))
+            else:
+                cases.append((f"images-b{b}-{size[0]}x{size[1]}",
+                              np.stack([network_input(head, read_image(p), size) for p in (paths * 3)[:b]])))
+        cases.append(("images-b2", np.stack(inputs[:2])))
     return cases
 
 
@@ -149,6 +150,7 @@ class DetectionComparison:
     box_error_px: float  # largest coordinate difference of a matched pair
     score_error: float  # largest score difference of a matched pair
     identical: bool
+    lost: list[float]  # scores of the reference detections without counterpart (tolerated or not), best first
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,27 +160,27 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
-def compare_detections(ref: Detections, out: Detections, conf: float, tol: Tolerance) -> DetectionComparison:
-    """Match each detection to its best counterpart (IoU >= 0.5), greedily by overlap, preferring the same class.
+def compare_detections(ref: Detections, out: Detections, conf: float, tol: Tolerance,
+                       nms: bool = True) -> DetectionComparison:
+    """Match each detection to its best counterpart (IoU >= 0.5), greedily by overlap, preferring the same class:
+    never by position in the output, where queries with tied scores may swap.
 
     A detection without counterpart is "missing"/"extra" only when its score is clearly above `conf` (one scoring
-    within the score tolerance of the threshold may fall on either side of it in the other runtime) and no box of
-    the other side overlaps it nearly at the NMS threshold (NMS may have suppressed it there). A pair may
-    differ in class: compare() bounds every class score of every anchor, so that happens only where the two best
+    within the score tolerance of the threshold may fall on either side of it in the other runtime) and, after NMS
+    (`nms`), no box of the other side overlaps it nearly at the NMS threshold (NMS may have suppressed it there). A
+    pair may differ in class: the raw comparison bounds the class scores, so that happens only where the two best
     class scores were within the tolerance of each other.
     """
     same_class = ref.class_ids[:, None] == out.class_ids[None, :]
-    if len(ref.scores) and len(out.scores):
-        overlap = _iou(ref.boxes, out.boxes) * np.where(same_class, 1.0, 0.999)  # ties go to the same class
-    else:
-        overlap = np.zeros((len(ref.scores), len(out.scores)))
+    overlap = _iou(ref.boxes, out.boxes) if len(ref.scores) and len(out.scores) else np.zeros((len(ref.scores), len(out.scores)))
+    could_be_suppressed = (overlap >= NMS_IOU - NMS_MARGIN) & same_class if nms else np.zeros(overlap.shape, bool)
+    ranking = overlap * np.where(same_class, 1.0, 0.999)  # ties go to the same class
     pairs = []
-    while overlap.size and overlap.max() >= MATCH_IOU:
-        i, j = np.unravel_index(overlap.argmax(), overlap.shape)
+    while ranking.size and ranking.max() >= MATCH_IOU:
+        i, j = np.unravel_index(ranking.argmax(), ranking.shape)
         pairs.append((i, j))
-        overlap[i, :], overlap[:, j] = 0, 0
+        ranking[i, :], ranking[:, j] = 0, 0
     sure = conf + tol.score
-    could_be_suppressed = (_iou(ref.boxes, out.boxes) >= NMS_IOU - NMS_MARGIN) & same_class if overlap.size else overlap.astype(bool)
     matched_ref, matched_out = {i for i, _ in pairs}, {j for _, j in pairs}
     missing = sum(1 for i, s in enumerate(ref.scores) if i not in matched_ref and s > sure and not could_be_suppressed[i].any())
     extra = sum(1 for j, s in enumerate(out.scores) if j not in matched_out and s > sure and not could_be_suppressed[:, j].any())
@@ -187,27 +189,34 @@ def compare_detections(ref: Detections, out: Detections, conf: float, tol: Toler
     score_error = max((abs(float(ref.scores[i]) - float(out.scores[j])) for i, j in pairs), default=0.0)
     identical = (len(ref.scores) == len(out.scores) and np.array_equal(ref.boxes, out.boxes)
                  and np.array_equal(ref.scores, out.scores) and np.array_equal(ref.class_ids, out.class_ids))
+    lost = sorted((float(s) for i, s in enumerate(ref.scores) if i not in matched_ref), reverse=True)
     return DetectionComparison(len(ref.scores), len(out.scores), len(pairs), other_class, missing, extra, box_error,
-                               score_error, identical)
+                               score_error, identical, lost)
 
 
 @dataclass
 class CaseResult:
     name: str
     shape: tuple[int, ...]
-    box_error_px: float | None  # raw boxes of the anchors PyTorch is confident about (None: no such anchor)
-    score_error: float  # raw class scores of every anchor
+    box_error_px: float | None  # raw boxes PyTorch is confident about (None: no such box)
+    score_error: float  # raw class scores: every anchor's, or every top-k row whose rank is unambiguous
     detections: list[DetectionComparison]
     tolerance: Tolerance
 
     @property
     def detections_agree(self) -> bool:
-        return all(d.missing == 0 and d.extra == 0 and d.score_error <= self.tolerance.score for d in self.detections)
+        box_px = self.tolerance.box_px(self.shape)
+        return all(d.missing == 0 and d.extra == 0 and d.score_error <= self.tolerance.score and d.box_error_px <= box_px
+                   for d in self.detections)
 
     @property
     def passed(self) -> bool:
         boxes_ok = self.box_error_px is None or self.box_error_px <= self.tolerance.box_px(self.shape)
         return boxes_ok and self.score_error <= self.tolerance.score and self.detections_agree
+
+    @property
+    def lost(self) -> list[float]:
+        return sorted((s for d in self.detections for s in d.lost), reverse=True)
 
     def line(self) -> str:
         shape = "x".join(map(str, self.shape))
@@ -218,21 +227,68 @@ class CaseResult:
         matched_text = f"{matched} matched" + (f" ({flipped} of the other class)" if flipped else "")
         errors = (f", matched box {max(d.box_error_px for d in self.detections):.2g} px / score "
                   f"{max(d.score_error for d in self.detections):.1e}") if matched else ""
+        lost = f", lost {len(self.lost)} (best score {self.lost[0]:.2f})" if self.lost else ""
         return (f"{self.name:<14} {shape:<14} raw boxes {boxes:<9} scores {self.score_error:.1e}  "
-                f"detections torch/export {ref}/{out}, {matched_text}{errors}  {'ok' if self.passed else 'DIFFER'}")
+                f"detections torch/export {ref}/{out}, {matched_text}{errors}{lost}  {'ok' if self.passed else 'DIFFER'}")
 
 
-def compare(name: str, batch: np.ndarray, reference, candidate, conf: float, tol: Tolerance):
-    """Run both on `batch` and compare; returns (CaseResult, reference detections, candidate detections)."""
+def _raw_anchor_errors(expected, actual, classes, conf):
+    """Anchor grids: boxes of the anchors PyTorch is confident about (px), every class score of every anchor."""
+    scores = slice(4, 4 + classes)
+    confident = expected[:, scores].max(axis=1) >= conf  # (N, anchors)
+    box_diff = np.abs(expected[:, :4] - actual[:, :4]).max(axis=1)
+    return (float(box_diff[confident].max()) if confident.any() else None,
+            float(np.abs(expected[:, scores] - actual[:, scores]).max()))
+
+
+def _ranked(rows: np.ndarray, head: Head, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes, scores, class scores or class ids) of one image's rows, best first."""
+    if head.fixed_width:  # [box, score, class id], already ranked
+        return rows[:, :4], rows[:, 4], rows[:, 5:6]
+    class_scores = rows[:, 4:4 + classes]
+    order = np.argsort(-class_scores.max(axis=1), kind="stable")
+    return rows[order, :4], class_scores[order].max(axis=1), class_scores[order]
+
+
+def _raw_row_errors(expected, actual, head: Head, classes, conf, tol: Tolerance, input_size):
+    """Top-k and query rows, ranked by score: compared row by row only where the rank is unambiguous (the score is
+    further than the tolerance from its neighbours'), since rows of about equal score may swap in the other runtime."""
+    scale = np.array([input_size[1], input_size[0]] * 2, np.float32) if head.normalised else np.ones(4, np.float32)
+    box_errors, score_errors = [], [0.0]
+    for ref_rows, out_rows in zip(expected, actual):
+        ref_boxes, ref_scores, ref_fields = _ranked(ref_rows, head, classes)
+        out_boxes, out_scores, out_fields = _ranked(out_rows, head, classes)
+        gaps = np.abs(np.diff(ref_scores))
+        clear = np.ones(len(ref_scores), bool)
+        clear[1:] &= gaps > tol.score
+        clear[:-1] &= gaps > tol.score
+        if not clear.any():
+            continue
+        score_errors.append(float(np.abs(ref_scores[clear] - out_scores[clear]).max()))
+        if not head.fixed_width:  # every class score of the query
+            score_errors.append(float(np.abs(ref_fields[clear] - out_fields[clear]).max()))
+        elif (ref_fields[clear] != out_fields[clear]).any():
+            score_errors.append(float("inf"))  # a row of clear rank holds another class: not a rounding difference
+        confident = clear & (ref_scores >= conf)
+        if confident.any():
+            box_errors.append(float((np.abs(ref_boxes[confident] - out_boxes[confident]) * scale).max()))
+    return (max(box_errors) if box_errors else None), max(score_errors)
+
+
+def compare(name: str, batch: np.ndarray, reference, candidate, head: Head, classes: int, conf: float,
+            tol: Tolerance):
+    """Run both on `batch` and compare as `head` lays its output out; returns (CaseResult, reference detections,
+    candidate detections), detections in input pixels."""
     expected, actual = reference(batch), candidate(batch)
     if expected.shape != actual.shape:
         raise VerificationError(f"{name}: the export's output shape {actual.shape} differs from PyTorch's {expected.shape}")
-    confident = expected[:, 4:].max(axis=1) >= conf  # (N, anchors)
-    box_diff = np.abs(expected[:, :4] - actual[:, :4]).max(axis=1)  # (N, anchors)
-    box_error = float(box_diff[confident].max()) if confident.any() else None
-    score_error = float(np.abs(expected[:, 4:] - actual[:, 4:]).max())
-    det_ref, det_out = decode(expected, conf, NMS_IOU), decode(actual, conf, NMS_IOU)
-    comparisons = [compare_detections(a, b, conf, tol) for a, b in zip(det_ref, det_out)]
+    input_size = batch.shape[2:]
+    if head.nms:
+        box_error, score_error = _raw_anchor_errors(expected, actual, classes, conf)
+    else:
+        box_error, score_error = _raw_row_errors(expected, actual, head, classes, conf, tol, input_size)
+    det_ref, det_out = (decode(head, y, input_size, conf, NMS_IOU, classes=classes) for y in (expected, actual))
+    comparisons = [compare_detections(a, b, conf, tol, head.nms) for a, b in zip(det_ref, det_out)]
     return CaseResult(name, batch.shape, box_error, score_error, comparisons, tol), det_ref, det_out
 
 
@@ -251,21 +307,33 @@ def summary(results: list[CaseResult]) -> str:
             f"worst score error {max(r.score_error for r in results):.1e}; detections {verdict}")
 
 
+def lost_detections(results: list[CaseResult]) -> str | None:
+    """A plain sentence on PyTorch's detections the export did not find (None when it found them all)."""
+    lost = [(r.name, r.lost) for r in results if r.lost]
+    if not lost:
+        return None
+    count = sum(len(scores) for _, scores in lost)
+    best_name, best = max(((name, scores[0]) for name, scores in lost), key=lambda item: item[1])
+    return (f"{count} of PyTorch's detections were not found by the export (on {len(lost)} inputs; the most confident "
+            f"scored {best:.2f} on {best_name})")
+
+
 def side_by_side_png(image: np.ndarray, left: Detections, right: Detections, names: dict, right_title: str) -> bytes:
-    """PyTorch's detections (left) and the export's (right) drawn on `image` (3, H, W); the PNG's bytes."""
+    """PyTorch's detections (left) and the export's (right) drawn on `image` (3, H, W) by the runtime's own drawer;
+    the PNG's bytes."""
     import cv2
+
+    from dattn.runtime.annotate import draw_predictions
+    from dattn.runtime.detector import Prediction
+    from dattn.runtime.metadata import class_name
 
     base = np.ascontiguousarray((image.transpose(1, 2, 0)[..., ::-1] * 255).astype(np.uint8))
     zoom = max(1.0, 480 / base.shape[0])  # small exports are drawn larger, so labels stay readable
     base = cv2.resize(base, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
     panels = []
-    for title, found, colour in (("PyTorch", left, (40, 200, 40)), (right_title, right, (230, 120, 30))):
-        panel = base.copy()
-        for box, score, cls in zip(found.boxes, found.scores, found.class_ids):
-            x0, y0, x1, y1 = (int(round(v * zoom)) for v in box)
-            cv2.rectangle(panel, (x0, y0), (x1, y1), colour, 2)
-            cv2.putText(panel, f"{names.get(int(cls), int(cls))} {score:.2f}", (x0, max(12, y0 - 4)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    for title, found in (("PyTorch", left), (right_title, right)):
+        shown = Prediction(found.boxes * zoom, found.scores, found.class_ids, [class_name(names, c) for c in found.class_ids])
+        panel = draw_predictions(base, shown)
         cv2.putText(panel, f"{title}: {len(found.scores)} boxes", (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2, cv2.LINE_AA)
         panels.append(panel)
     ok, png = cv2.imencode(".png", np.concatenate(panels, axis=1))

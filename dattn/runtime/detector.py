@@ -13,9 +13,10 @@ import os
 import numpy as np
 
 from dattn.errors import ConfigError, ModelFileError
+from dattn.runtime.heads import check_output_shape, decode, fit_image
 from dattn.runtime.metadata import class_name, size_pair
-from dattn.runtime.postprocess import check_thresholds, decode, nms_opencv
-from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
+from dattn.runtime.postprocess import check_thresholds, nms_opencv
+from dattn.runtime.preprocess import read_image, to_network_input
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
@@ -77,6 +78,8 @@ class Detector(object):
         if any(s % self.info.stride for s in self.imgsz):
             raise ConfigError("--imgsz must be a multiple of the model's stride {}, got {}x{}"
                               .format(self.info.stride, self.imgsz[0], self.imgsz[1]))
+        self.head = self.info.head
+        check_output_shape(self.head, self.runner.output_shape, len(self.names) or None, str(path))
         # A static batch larger than one is filled up with copies of the last image.
         self.batch = self.info.batch or 1
 
@@ -85,28 +88,30 @@ class Detector(object):
         return self.runner.description
 
     def preprocess(self, images):
-        """(network input (N, 3, H, W) float32, one Letterbox per image) for BGR uint8 images.
+        """(network input (N, 3, H, W) float32, where each image went: a Letterbox or Stretch per image) for BGR
+        uint8 images, fitted as the model's head expects (dattn.runtime.heads.fit_image).
 
         Images of different shapes in one call are letterboxed to the full size (as ultralytics does).
         """
         same_shape = len(set(image.shape for image in images)) == 1
-        boxes = [Letterbox(image.shape, self.imgsz, auto=self.info.dynamic and same_shape, stride=self.info.stride)
-                 for image in images]
-        letterboxed = [box.apply(image) for box, image in zip(boxes, images)]
+        fits = [fit_image(self.head, image.shape, self.imgsz, auto=self.info.dynamic and same_shape,
+                          stride=self.info.stride) for image in images]
+        fitted = [fit.apply(image) for fit, image in zip(fits, images)]
         if self.info.batch:
-            letterboxed += [letterboxed[-1]] * (self.info.batch - len(letterboxed))
-        return to_network_input(letterboxed), boxes
+            fitted += [fitted[-1]] * (self.info.batch - len(fitted))
+        return to_network_input(fitted), fits
 
     def infer(self, batch):
-        """The raw output (N, 4 + classes, anchors) for a network input."""
+        """The raw output for a network input, laid out as the model's head writes it."""
         return self.runner(batch)
 
-    def postprocess(self, output, letterboxes):
+    def postprocess(self, output, fits):
         """A Prediction per image, boxes in the original image's pixels."""
-        found = decode(output[:len(letterboxes)], self.conf, self.iou, self.max_det, nms=self.nms)
-        return [Prediction(box.boxes_to_image(d.boxes), d.scores, d.class_ids,
+        found = decode(self.head, output[:len(fits)], fits[0].input_shape, self.conf, self.iou, self.max_det, self.nms,
+                       len(self.names) or None)
+        return [Prediction(fit.boxes_to_image(d.boxes), d.scores, d.class_ids,
                            [class_name(self.names, c) for c in d.class_ids])
-                for box, d in zip(letterboxes, found)]
+                for fit, d in zip(fits, found)]
 
     def predict_batch(self, images):
         """A Prediction per image (BGR uint8 arrays), at most `self.batch` images per network run."""

@@ -13,9 +13,10 @@ import collections
 DEFAULT_STRIDE = 32
 DEFAULT_IMGSZ = 640
 
-ModelInfo = collections.namedtuple("ModelInfo", ["names", "stride", "imgsz", "dynamic", "batch"])
+ModelInfo = collections.namedtuple("ModelInfo", ["names", "stride", "imgsz", "dynamic", "batch", "head"])
 ModelInfo.__doc__ = ("names {class id: name}, stride (int), imgsz (h, w) the model was exported at, dynamic (bool: "
-                     "height and width may vary), batch (int, or None when the batch dimension is dynamic).")
+                     "height and width may vary), batch (int, or None when the batch dimension is dynamic), head "
+                     "(dattn.runtime.heads.Head: the output's layout).")
 
 
 def _value(raw):
@@ -38,11 +39,13 @@ def _is_fixed(dim):
     return isinstance(dim, int) and dim > 0
 
 
-def model_info(metadata, input_shape):
+def model_info(metadata, input_shape, source="the model"):
     """ModelInfo from a metadata mapping (possibly empty) and the model input's shape (N, 3, H, W).
 
     input_shape dims that vary are given as None, a negative number or a name, as runtimes report them.
     """
+    from dattn.runtime.heads import head_of
+
     metadata = dict(metadata or {})
     names = _value(metadata.get("names", {}))
     names = {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
@@ -56,7 +59,7 @@ def model_info(metadata, input_shape):
     else:
         imgsz = (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
     batch = int(shape[0]) if _is_fixed(shape[0]) else None
-    return ModelInfo(names, stride, imgsz, dynamic, batch)
+    return ModelInfo(names, stride, imgsz, dynamic, batch, head_of({k: _value(v) for k, v in metadata.items()}, source))
 
 
 def class_name(names, class_id):

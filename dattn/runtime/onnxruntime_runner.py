@@ -85,6 +85,14 @@ def _session(onnxruntime, path, providers, threads):
     return onnxruntime.InferenceSession(model, sess_options=plugin_options, providers=["CPUExecutionProvider"])
 
 
+def _dims_or_none(shape):
+    return [d if isinstance(d, int) and d > 0 else None for d in shape]
+
+
+def _dims(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
 class OnnxRuntimeRunner(object):
     """`runner(batch)` -> the model's first output (N, 4 + classes, anchors) as float32."""
 
@@ -93,10 +101,16 @@ class OnnxRuntimeRunner(object):
         self.path = str(path)
         self.session = _session(onnxruntime, path, choose_providers(onnxruntime.get_available_providers(), device),
                                 threads)
-        model_input = self.session.get_inputs()[0]
-        self.input_name = model_input.name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        image = inputs[0] if len(inputs) == 1 else None
+        if image is None or image.type != "tensor(float)" or len(image.shape) != 4 or image.shape[1] not in (3, "3") \
+                and isinstance(image.shape[1], int) or not outputs:
+            raise ModelFileError("{}: not a detector: a detector takes one float32 (N, 3, H, W) image, this model takes "
+                                 "{}".format(path, ", ".join("{} {}".format(i.type, _dims(i.shape)) for i in inputs)))
+        self.input_name = inputs[0].name
+        self.output_shape = tuple(_dims_or_none(outputs[0].shape)) if outputs else ()
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.info = model_info(metadata, [d if isinstance(d, int) else None for d in model_input.shape])
+        self.info = model_info(metadata, _dims_or_none(inputs[0].shape), str(path))
         provider = self.session.get_providers()[0]
         self.description = "ONNX Runtime {} ({})".format(onnxruntime.__version__, provider)
         self.on_cpu = provider == "CPUExecutionProvider"  # inference keeps every core busy

@@ -47,6 +47,31 @@ class Letterbox(object):
         return boxes
 
 
+class Stretch(object):
+    """An image of `shape` (h, w) resized to exactly `size` (h, w), aspect ratio not kept: RT-DETR's pre-processing
+    (ultralytics' scale_fill). Boxes are scaled back by the image's own width and height and, as ultralytics does
+    for RT-DETR, not clipped to it."""
+
+    def __init__(self, shape, size):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.input_shape = (int(size[0]), int(size[1]))
+
+    def apply(self, image):
+        """The resized uint8 image (H, W, 3), same channel order as `image`."""
+        import cv2
+
+        if image.shape[:2] == self.input_shape:
+            return image
+        return cv2.resize(image, (self.input_shape[1], self.input_shape[0]), interpolation=cv2.INTER_LINEAR)
+
+    def boxes_to_image(self, boxes):
+        """xyxy boxes in network-input pixels -> pixels of the original image."""
+        boxes = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+        boxes[:, [0, 2]] *= self.shape[1] / float(self.input_shape[1])
+        boxes[:, [1, 3]] *= self.shape[0] / float(self.input_shape[0])
+        return boxes
+
+
 def read_image(path):
     """BGR uint8 (H, W, 3) from an image file; IOError naming the file when it is not a readable image."""
     import cv2

@@ -134,7 +134,8 @@ class TensorRTRunner(object):
             raise ModelFileError("{}: expected one input tensor (images), found {}".format(self.path, len(inputs)))
         self.input_name = inputs[0]
         self.output_names = [name for name in self.io.names if not self.io.is_input(name)]
-        self.info = model_info(engine_file.metadata, self.io.engine_shape(self.input_name))
+        self.output_shape = tuple(d if d > 0 else None for d in self.io.engine_shape(self.output_names[0]))
+        self.info = model_info(engine_file.metadata, self.io.engine_shape(self.input_name), self.path)
         self.stream = self.cuda.create_stream()
         self.buffers = DeviceBuffers(self.cuda)
         version = getattr(self.trt, "__version__", "?")

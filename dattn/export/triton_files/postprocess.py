@@ -1,7 +1,8 @@
 """Triton python backend, last step of the ensemble: raw detector output in, detections in image pixels out.
 
-decode (class-aware NMS) and the letterbox inverse are dattn.runtime's, shipped beside this file (./dattn), so the
-boxes equal `dattn predict`'s. Thresholds come from this model's config parameters (conf, iou, max_det).
+The decoding of the model's head (class-aware NMS for an anchor grid) and the inverse of the image fitting are
+dattn.runtime's, shipped beside this file (./dattn), so the boxes equal `dattn predict`'s. The head, the class count
+and the thresholds come from this model's config parameters (head, classes, conf, iou, max_det).
 Out, per image: BOXES (n, 4) xyxy float32 pixels, SCORES (n,), CLASSES (n,) int64, NUM_DETECTIONS; within one
 request images are padded to the largest n (padding rows are zero), NUM_DETECTIONS says how many rows are real.
 Python 3.6 compatible.
@@ -13,8 +14,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from dattn.runtime.postprocess import check_thresholds, decode
-from dattn.runtime.preprocess import Letterbox
+from dattn.runtime.heads import decode, fit_image, head_named
+from dattn.runtime.postprocess import check_thresholds
 
 
 def padded(arrays, shape_per_row, dtype):
@@ -32,6 +33,8 @@ class TritonPythonModel(object):
         value = {key: item["string_value"] for key, item in parameters.items()}
         self.size = tuple(ast.literal_eval(value["imgsz"]))
         self.conf, self.iou, self.max_det = float(value["conf"]), float(value["iou"]), int(value["max_det"])
+        self.head = head_named(value.get("head", "anchors"), "config.pbtxt")
+        self.classes = int(value["classes"]) if value.get("classes") else None
         check_thresholds(self.conf, self.iou)  # a bad edit of config.pbtxt fails the load with the reason
 
     def execute(self, requests):
@@ -40,8 +43,8 @@ class TritonPythonModel(object):
     def respond(self, request):
         output = pb_utils.get_input_tensor_by_name(request, "NETWORK_OUTPUT").as_numpy()
         shapes = pb_utils.get_input_tensor_by_name(request, "ORIGINAL_SHAPE").as_numpy()
-        found = decode(output, conf=self.conf, iou=self.iou, max_det=self.max_det)
-        boxes = [Letterbox(shape, self.size).boxes_to_image(d.boxes) for shape, d in zip(shapes, found)]
+        found = decode(self.head, output, self.size, self.conf, self.iou, self.max_det, classes=self.classes)
+        boxes = [fit_image(self.head, shape, self.size).boxes_to_image(d.boxes) for shape, d in zip(shapes, found)]
         return pb_utils.InferenceResponse([
             pb_utils.Tensor("BOXES", padded(boxes, (4,), np.float32)),
             pb_utils.Tensor("SCORES", padded([d.scores for d in found], (), np.float32)),

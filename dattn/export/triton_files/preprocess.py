@@ -1,9 +1,10 @@
-"""Triton python backend, first step of the ensemble: images in, network input out (letterbox, as `dattn predict`).
+"""Triton python backend, first step of the ensemble: images in, network input out (fitted as `dattn predict` fits
+them: letterboxed, or stretched for an RT-DETR head).
 
 Each request carries either IMAGE_BYTES (encoded images: JPEG, PNG, ...) or IMAGE (decoded uint8 arrays, BGR as
 OpenCV reads them, all of one size), one image per batch row. Out: NETWORK_INPUT, the letterboxed float32 RGB
 tensor, and ORIGINAL_SHAPE (height, width) of each image, which post-processing needs to map boxes back.
-The letterbox is dattn.runtime's, shipped beside this file (./dattn); no dattn install is needed.
+The fitting is dattn.runtime's, shipped beside this file (./dattn); no dattn install is needed.
 Python 3.6 compatible.
 """
 
@@ -13,7 +14,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from dattn.runtime.preprocess import Letterbox, to_network_input
+from dattn.runtime.heads import fit_image, head_named
+from dattn.runtime.preprocess import to_network_input
 
 
 def decode_image(data, index):
@@ -46,6 +48,7 @@ class TritonPythonModel(object):
     def initialize(self, args):
         parameters = json.loads(args["model_config"]).get("parameters", {})
         self.size = tuple(ast.literal_eval(parameters["imgsz"]["string_value"]))
+        self.head = head_named(parameters.get("head", {}).get("string_value", "anchors"), "config.pbtxt")
 
     def execute(self, requests):
         return [self.respond(request) for request in requests]
@@ -55,7 +58,7 @@ class TritonPythonModel(object):
             images = images_of(request)
         except ValueError as error:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error)))
-        boxes = [Letterbox(image.shape[:2], self.size) for image in images]
+        boxes = [fit_image(self.head, image.shape[:2], self.size) for image in images]
         network_input = to_network_input([box.apply(image) for box, image in zip(boxes, images)])
         shapes = np.array([box.shape for box in boxes], dtype=np.int64)
         return pb_utils.InferenceResponse([pb_utils.Tensor("NETWORK_INPUT", network_input),
