@@ -73,7 +73,7 @@ def test_glob_and_single_image(model, folder, tmp_path, capsys):
     assert predict.main(["--model", str(model), "--source", str(folder / "*.png"), "--save-json", str(json_path)]) == 0
     assert len(json.loads(json_path.read_text())) == 5
     single = str(sorted(folder.glob("*.png"))[0])
-    assert predict.main(["--model", str(model), "--source", single, "--save-json", str(json_path)]) == 0
+    assert predict.main(["--model", str(model), "--source", single, "--save-json", str(json_path), "--exist-ok"]) == 0
     assert [r["file"] for r in json.loads(json_path.read_text())] == [single]
     assert _errors(capsys.readouterr().err) == []
 

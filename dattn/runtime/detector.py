@@ -15,7 +15,7 @@ import numpy as np
 from dattn.errors import ConfigError, ModelFileError
 from dattn.runtime.metadata import class_name, size_pair
 from dattn.runtime.postprocess import check_thresholds, decode, nms_opencv
-from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
+from dattn.runtime.preprocess import Letterbox, as_bgr_image, read_image, to_network_input
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
@@ -74,8 +74,8 @@ class Detector(object):
         if not self.info.dynamic and self.imgsz != self.info.imgsz:
             raise ConfigError("{}: the model takes {}x{} images only (exported without --dynamic), not --imgsz {}x{}"
                               .format(path, self.info.imgsz[0], self.info.imgsz[1], self.imgsz[0], self.imgsz[1]))
-        if any(s % self.info.stride for s in self.imgsz):
-            raise ConfigError("--imgsz must be a multiple of the model's stride {}, got {}x{}"
+        if any(s < self.info.stride or s % self.info.stride for s in self.imgsz):
+            raise ConfigError("--imgsz must be a positive multiple of the model's stride {}, got {}x{}"
                               .format(self.info.stride, self.imgsz[0], self.imgsz[1]))
         # A static batch larger than one is filled up with copies of the last image.
         self.batch = self.info.batch or 1
@@ -109,7 +109,11 @@ class Detector(object):
                 for box, d in zip(letterboxes, found)]
 
     def predict_batch(self, images):
-        """A Prediction per image (BGR uint8 arrays), at most `self.batch` images per network run."""
+        """A Prediction per image (BGR uint8 arrays), at most `self.batch` images per network run.
+
+        Grayscale uint8 (H, W) or (H, W, 1) arrays are converted; other arrays raise ConfigError (a ValueError).
+        """
+        images = [as_bgr_image(image) for image in images]
         predictions = []
         for start in range(0, len(images), self.batch):
             chunk = images[start:start + self.batch]
@@ -118,7 +122,7 @@ class Detector(object):
         return predictions
 
     def predict(self, image):
-        """The Prediction for one image: a path or a BGR uint8 array (H, W, 3)."""
+        """The Prediction for one image: a path or a BGR uint8 array (H, W, 3) (see predict_batch for others)."""
         if not isinstance(image, np.ndarray):
             image = read_image(image)
         return self.predict_batch([image])[0]
