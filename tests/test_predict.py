@@ -463,7 +463,8 @@ def test_failed_json_write_is_named(model, folder, tmp_path):
 def test_unusable_output_locations_are_refused_before_the_run(model, folder, tmp_path, capsys, where):
     (tmp_path / "notes.txt").write_text("mine\n")
     if where == "under a file":
-        options, message = ["--save-json", str(tmp_path / "notes.txt" / "out.json")], "cannot write in the folder"
+        options = ["--save-json", str(tmp_path / "notes.txt" / "out.json")]
+        message = f"the folder {tmp_path / 'notes.txt'}: is a file, not a folder"
     else:
         options, message = ["--save-json", "/proc/predictions.json"], "cannot write in the folder /proc"
     assert predict.main(["--model", str(model), "--source", str(folder), *options]) == 2

@@ -139,6 +139,7 @@ def plan_outputs(files, save_dir=None, save_json=None, exist_ok=False):
 
 def _writable_folder(path, option):
     """Make `path` (and its parents) when missing and check a file can be made in it; ConfigError if not."""
+    _check_folder_option(path, option + ": the folder")
     try:
         if not os.path.isdir(path):
             os.makedirs(path)
@@ -153,7 +154,7 @@ def prepare(plan):
     if plan.folder is not None:
         _writable_folder(plan.folder, "--save-dir" if plan.outputs else "--save-json")
     if plan.json_path is not None:
-        _writable_folder(os.path.dirname(os.path.abspath(plan.json_path)), "--save-json " + plan.json_path)
+        _writable_folder(os.path.dirname(plan.json_path) or ".", "--save-json " + plan.json_path)
 
 
 def _file_mode():

@@ -35,7 +35,12 @@ Item = collections.namedtuple("Item", ["file", "frame", "image"])  # frame: None
 def build_parser(prog="dattn predict", model=None, plugin=None, metadata=None):
     """The options; `model`, `plugin`, `metadata` give defaults (the Jetson bundle's run.py passes its own files)."""
     p = argparse.ArgumentParser(prog=prog, description="Detect objects with an exported model (ONNX or TensorRT engine), "
-                                                       "without PyTorch or ultralytics.")
+                                                       "without PyTorch or ultralytics.",
+                                epilog="Outputs are checked before the model runs and written whole (a temporary file, "
+                                       "then a rename): never over an input, never through a link. Inputs with the same "
+                                       "name get x.jpg, x_2.jpg, ...; an image whose suffix OpenCV cannot write gets "
+                                       "'.jpg' appended. Exit code 0: done; 1: some inputs could not be read or outputs "
+                                       "written; 2: the model or an option cannot work.")
     p.add_argument("--model", required=model is None, default=model, help="best.onnx or best.engine" +
                    (" (default: {})".format(model) if model else ""))
     p.add_argument("--source", required=True, help="an image, a folder, a glob pattern ('imgs/*.jpg') or a video")
