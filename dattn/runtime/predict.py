@@ -23,7 +23,8 @@ import time
 
 from dattn.errors import ConfigError, DattnError
 from dattn.runtime.cuda import CudaError
-from dattn.runtime.outputs import JSON_NAME, RUN_FOLDER, VideoOutput, plan_outputs, prepare, write_atomically, write_image
+from dattn.runtime.outputs import (JSON_NAME, RUN_FOLDER, VideoOutput, plan_outputs, prepare, write_atomically,
+                                   write_image)
 from dattn.runtime.postprocess import check_thresholds, nms_numpy, nms_opencv
 from dattn.runtime.sources import expand_source, is_video, video_frame_count
 
@@ -380,7 +381,7 @@ def _write_json(path, records, run):
 
 
 def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None):
-    """Run `dattn predict`; returns the exit code (0 ok, 1 some inputs or outputs failed, 2 unusable model or options)."""
+    """Run `dattn predict`; returns the exit code (0 ok, 1 an input or output failed, 2 unusable model or options)."""
     args = build_parser(prog, model, plugin, metadata).parse_args(argv)
     try:
         _check_options(args)

@@ -72,10 +72,12 @@ def as_bgr_image(image):
     if not isinstance(image, np.ndarray):
         raise ConfigError("{}, got {}".format(expected, type(image).__name__))
     if image.dtype != np.uint8:
-        raise ConfigError("{}, got dtype {}; scale to 0-255 and convert with .astype(np.uint8)".format(expected, image.dtype))
+        raise ConfigError("{}, got dtype {}; scale to 0-255 and convert with .astype(np.uint8)"
+                          .format(expected, image.dtype))
     if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 3) or image.size == 0:
-        hint = "; for channels first use image.transpose(1, 2, 0)" if image.ndim == 3 and image.shape[0] in (1, 3) else ""
-        raise ConfigError("{}, got shape {}{}".format(expected, image.shape, hint))
+        channels_first = image.ndim == 3 and image.shape[0] in (1, 3)
+        raise ConfigError("{}, got shape {}{}".format(
+            expected, image.shape, "; for channels first use image.transpose(1, 2, 0)" if channels_first else ""))
     if image.ndim == 2 or image.shape[2] == 1:
         return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
     return np.ascontiguousarray(image)
