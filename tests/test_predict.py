@@ -495,3 +495,32 @@ def test_truncated_jpeg_is_named_in_a_warning(model, tmp_path, capsys):
     assert warnings == [f"dattn predict: warning: {source / 'cut.jpg'}: truncated or damaged image data (OpenCV decoded "
                         "what it could)"]
     assert len(json.loads((tmp_path / "p.json").read_text())) == 2
+
+
+def test_interrupted_run_leaves_only_whole_files(model, recipe_run, folder, tmp_path):
+    """Ctrl-C during a video (injected at the model's 8th run): the images written are whole, the video is not there."""
+    import cv2
+
+    from dattn.runtime import Detector
+    from dattn.runtime.outputs import plan_outputs, prepare
+
+    images = sorted(folder.glob("*.png"))[:3]
+    files = [str(p) for p in images] + [str(_write_video(tmp_path / "clip.mp4", [cv2.imread(str(p)) for p in images] * 4))]
+
+    class Interrupted(Detector):
+        runs = 0
+
+        def infer(self, batch):
+            self.runs += 1
+            if self.runs == 8:
+                raise KeyboardInterrupt
+            return super().infer(batch)
+
+    detector = Interrupted(model, conf=CONF)
+    plan = plan_outputs(files, str(tmp_path / "out"))
+    prepare(plan)
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_files(detector, files, plan.outputs)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in images)
+    for path in images:
+        np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / path.name)), _annotated(detector, path))
