@@ -109,3 +109,31 @@ def test_engine_suffix_alone_asks_for_an_engine(recipe_weights, tmp_path):
     metadata, plan = _read_engine(out)
     assert metadata is not None and plan.startswith(PLAN_MAGIC)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inferred.engine"], "an intermediate ONNX was left behind"
+
+
+
+@pytest.fixture(scope="module")
+def header_engine(recipe_weights, tmp_path_factory):
+    """A real engine file: ultralytics' header and a plan TensorRT for RTX built."""
+    from engines import build_engine_file
+    from runtime_models import exported_onnx
+
+    onnx_path = exported_onnx(tmp_path_factory, recipe_weights, "static-160", imgsz=IMGSZ)
+    return build_engine_file(onnx_path, tmp_path_factory.mktemp("rtx") / "best.engine", module_name="tensorrt_rtx")
+
+
+@pytest.mark.parametrize("damage", ["not JSON", "nested too deeply"])
+def test_damaged_engine_header_is_not_taken_for_a_raw_plan(header_engine, tmp_path, damage):
+    """A damaged metadata header before a real plan: one clear error, not the whole file handed to TensorRT."""
+    from dattn.errors import ModelFileError
+    from dattn.runtime.engine_file import read_engine_file
+
+    metadata, plan = _read_engine(header_engine)
+    header = json.dumps(metadata).encode()
+    header = {"not JSON": header[:-1] + b"]",
+              "nested too deeply": b'{"names": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"}[damage]
+    engine = tmp_path / "best.engine"
+    engine.write_bytes(len(header).to_bytes(4, "little") + header + plan)
+    with pytest.raises(ModelFileError, match="best.engine: damaged: its metadata header is not a JSON object"):
+        read_engine_file(engine)
+    assert read_engine_file(header_engine).metadata == metadata  # the undamaged file reads

@@ -11,6 +11,8 @@ against the model the user trained.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import run_python
@@ -189,3 +191,124 @@ def test_outputs_are_those_of_the_session(recipe_weights, tmp_path_factory):
     batch = np.random.default_rng(0).random((1, 3, 160, 160), dtype=np.float32)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(OnnxRuntimeRunner(path, device="cpu")(batch), session.run(None, {"images": batch})[0])
+
+
+# ---- what Detector.predict accepts ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def static_detector(recipe_weights, tmp_path_factory):
+    from dattn.runtime import Detector
+
+    return Detector(exported_onnx(tmp_path_factory, recipe_weights, "static-160", imgsz=160), conf=CONF)
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert a.class_names == b.class_names
+
+
+def test_grayscale_and_strided_arrays_are_converted(static_detector, recipe_run):
+    """(H, W) and (H, W, 1) uint8 give the detections of the same image as BGR; a reversed view those of a copy."""
+    import cv2
+
+    found = 0
+    for path in validation_images(recipe_run, 4):
+        gray = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2GRAY)
+        expected = static_detector.predict(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+        _same(static_detector.predict(gray), expected)
+        _same(static_detector.predict(gray[..., None]), expected)
+        found += len(expected.scores)
+        rgb = cv2.imread(str(path))[..., ::-1].copy()
+        _same(static_detector.predict(rgb[..., ::-1]), static_detector.predict(np.ascontiguousarray(rgb[..., ::-1])))
+    assert found >= 4
+
+
+NOT_IMAGES = {
+    "float in [0, 1]": (lambda bgr: bgr.astype(np.float32) / 255, "got dtype float32; scale to 0-255"),
+    "uint16": (lambda bgr: bgr.astype(np.uint16) * 257, "got dtype uint16"),
+    "bool": (lambda bgr: bgr > 127, "got dtype bool"),
+    "channels first": (lambda bgr: np.ascontiguousarray(bgr.transpose(2, 0, 1)),
+                       "got shape (3, 160, 160); for channels first use"),
+    "four channels": (lambda bgr: np.dstack([bgr, bgr[..., :1]]), "got shape (160, 160, 4)"),
+    "empty": (lambda bgr: bgr[:0], "got shape (0, 160, 3)"),
+    "1-D": (lambda bgr: bgr.reshape(-1), "got shape (76800,)"),
+    "batch": (lambda bgr: bgr[None], "got shape (1, 160, 160, 3)"),
+}
+
+
+@pytest.mark.parametrize("make, got", list(NOT_IMAGES.values()), ids=list(NOT_IMAGES))
+def test_arrays_that_are_not_images_are_refused(static_detector, recipe_run, make, got):
+    import cv2
+
+    from dattn.runtime.preprocess import as_bgr_image
+
+    image = make(cv2.imread(str(validation_images(recipe_run, 1)[0])))
+    with pytest.raises(ConfigError, match="^expected a BGR uint8 image \\(H, W, 3\\) as cv2.imread gives, or grayscale "
+                                          "\\(H, W\\) uint8, " + re.escape(got)) as error:
+        static_detector.predict(image)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError):
+        as_bgr_image(image)
+
+
+@pytest.mark.parametrize("imgsz", [0, -32, 16, (160, 0)])
+def test_dynamic_model_refuses_sizes_below_its_stride(recipe_weights, tmp_path_factory, imgsz):
+    from dattn.runtime import Detector
+
+    path = exported_onnx(tmp_path_factory, recipe_weights, "dynamic-192-at-256", imgsz=192, dynamic=True)
+    with pytest.raises(ConfigError, match="--imgsz must be a positive multiple of the model's stride 32"):
+        Detector(path, imgsz=imgsz)
+
+
+# ---- metadata: every value checked ------------------------------------------------------------------
+
+
+def _with_metadata(source, tmp_path, **changes):
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        if prop.key in changes:
+            prop.value = changes[prop.key]
+    path = tmp_path / "crafted.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("stride", "0", "a positive integer such as 32"),
+    ("stride", "-32", "a positive integer such as 32"),
+    ("stride", "1e400", "a positive integer such as 32"),
+    ("stride", "True", "a positive integer such as 32"),
+    ("imgsz", "[0, 0]", "[H, W] in multiples of the stride 32"),
+    ("imgsz", "[160, 160, 160]", "[H, W] in multiples of the stride 32"),
+    ("imgsz", "[100, 100]", "[H, W] in multiples of the stride 32"),
+    ("imgsz", "[320, 320]", "the graph's fixed input size 160x160"),
+    ("names", "{'box': 0}", "a mapping of integer class ids to names"),
+    ("names", "[" * 10_000, "a mapping of class ids to names"),
+])
+def test_crafted_onnx_metadata_is_one_clear_error(recipe_weights, tmp_path_factory, tmp_path, key, value, expected):
+    from dattn.runtime import Detector
+
+    path = _with_metadata(exported_onnx(tmp_path_factory, recipe_weights, "static-160", imgsz=160), tmp_path, **{key: value})
+    with pytest.raises(ModelFileError, match=f"metadata '{key}' is .*, expected {re.escape(expected)}") as error:
+        Detector(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_model_info_names_the_file_and_key():
+    from dattn.runtime.metadata import model_info
+
+    with pytest.raises(ModelFileError, match="^m.engine: metadata 'stride' is 0, expected a positive integer"):
+        model_info({"stride": 0}, (1, 3, 64, 64), source="m.engine")
+    with pytest.raises(ModelFileError, match="^m.engine: metadata 'imgsz' is \\[64, 64\\], expected the graph's fixed "
+                                             "input size 32x32"):
+        model_info({"imgsz": [64, 64]}, (1, 3, 32, 32), source="m.engine")
+    # Both ways metadata is written: ONNX literals and JSON values; a dynamic graph takes the metadata's size.
+    assert model_info({"names": "{0: 'a'}", "stride": "32", "imgsz": "[64, 96]"}, (1, 3, 64, 96))[:5] == (
+        {0: "a"}, 32, (64, 96), False, 1)
+    assert model_info({"names": {"0": "a"}, "stride": 64, "imgsz": [128]}, (None, 3, None, None))[:5] == (
+        {0: "a"}, 64, (128, 128), True, None)
+    assert model_info({}, (2, 3, 96, 64))[:5] == ({}, 32, (96, 64), False, 2)

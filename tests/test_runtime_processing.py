@@ -13,7 +13,7 @@ import pytest
 from runtime_models import exported_onnx, sample_images, validation_images
 
 from dattn.runtime.postprocess import check_thresholds, decode_anchors, nms_numpy, nms_opencv
-from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
+from dattn.runtime.preprocess import Letterbox, jpeg_is_truncated, read_image, to_network_input
 
 SHAPES = [(1080, 810), (720, 1280), (160, 160), (161, 479), (37, 1000), (1000, 37), (1, 3000), (333, 333), (500, 75)]
 SIZES = [(160, 160), (160, 224), (640, 640), (256, 192)]
@@ -143,3 +143,42 @@ def test_unreadable_image_names_the_file(tmp_path):
     path.write_text("not an image")
     with pytest.raises(IOError, match="notes.jpg: not a readable image"):
         read_image(path)
+
+
+def _jpeg(seed=0) -> bytes:
+    import cv2
+
+    return cv2.imencode(".jpg", _image((120, 160), seed))[1].tobytes()
+
+
+def _with_exif_thumbnail(jpeg: bytes) -> bytes:
+    """An APP1 segment holding a whole small JPEG (as an EXIF thumbnail does) right after the start marker."""
+    thumbnail = _jpeg(seed=1)
+    payload = b"Exif\x00\x00" + thumbnail
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
+@pytest.mark.parametrize("make, truncated", [
+    (lambda: _jpeg(), False),
+    (lambda: _jpeg() + bytes(64), False),  # zero padding after the end marker
+    (lambda: _jpeg() + bytes(range(256)) * 40, False),  # data appended after the image (as motion photos do)
+    (lambda: _with_exif_thumbnail(_jpeg()), False),
+    (lambda: _jpeg()[:-2], True),
+    (lambda: _jpeg()[: len(_jpeg()) // 2], True),
+    (lambda: _with_exif_thumbnail(_jpeg())[:-200], True),  # the thumbnail's end marker does not count
+], ids=["whole", "zero padding", "appended data", "exif thumbnail", "no end marker", "half", "cut, with thumbnail"])
+def test_truncated_jpeg_is_recognised(tmp_path, make, truncated):
+    import cv2
+
+    path = tmp_path / "x.jpg"
+    path.write_bytes(make())
+    assert cv2.imread(str(path)) is not None  # OpenCV decodes every one of them
+    assert jpeg_is_truncated(path) is truncated
+
+
+def test_truncation_check_reads_only_jpegs(tmp_path):
+    import cv2
+
+    path = tmp_path / "x.png"
+    path.write_bytes(cv2.imencode(".png", _image((40, 40)))[1].tobytes()[:-30])
+    assert jpeg_is_truncated(path) is False  # not a JPEG: left to OpenCV

@@ -16,7 +16,7 @@ from dattn.errors import ConfigError, ModelFileError
 from dattn.runtime.heads import check_output_shape, decode, fit_image
 from dattn.runtime.metadata import class_name, size_pair
 from dattn.runtime.postprocess import check_thresholds, nms_opencv
-from dattn.runtime.preprocess import read_image, to_network_input
+from dattn.runtime.preprocess import as_bgr_image, read_image, to_network_input
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 ONNX_SUFFIXES = (".onnx",)
@@ -75,8 +75,8 @@ class Detector(object):
         if not self.info.dynamic and self.imgsz != self.info.imgsz:
             raise ConfigError("{}: the model takes {}x{} images only (exported without --dynamic), not --imgsz {}x{}"
                               .format(path, self.info.imgsz[0], self.info.imgsz[1], self.imgsz[0], self.imgsz[1]))
-        if any(s % self.info.stride for s in self.imgsz):
-            raise ConfigError("--imgsz must be a multiple of the model's stride {}, got {}x{}"
+        if any(s < self.info.stride or s % self.info.stride for s in self.imgsz):
+            raise ConfigError("--imgsz must be a positive multiple of the model's stride {}, got {}x{}"
                               .format(self.info.stride, self.imgsz[0], self.imgsz[1]))
         self.head = self.info.head
         check_output_shape(self.head, self.runner.output_shape, len(self.names) or None, str(path))
@@ -114,7 +114,11 @@ class Detector(object):
                 for fit, d in zip(fits, found)]
 
     def predict_batch(self, images):
-        """A Prediction per image (BGR uint8 arrays), at most `self.batch` images per network run."""
+        """A Prediction per image (BGR uint8 arrays), at most `self.batch` images per network run.
+
+        Grayscale uint8 (H, W) or (H, W, 1) arrays are converted; other arrays raise ConfigError (a ValueError).
+        """
+        images = [as_bgr_image(image) for image in images]
         predictions = []
         for start in range(0, len(images), self.batch):
             chunk = images[start:start + self.batch]
@@ -123,7 +127,7 @@ class Detector(object):
         return predictions
 
     def predict(self, image):
-        """The Prediction for one image: a path or a BGR uint8 array (H, W, 3)."""
+        """The Prediction for one image: a path or a BGR uint8 array (H, W, 3) (see predict_batch for others)."""
         if not isinstance(image, np.ndarray):
             image = read_image(image)
         return self.predict_batch([image])[0]

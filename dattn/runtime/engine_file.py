@@ -23,28 +23,33 @@ EngineFile.__doc__ = ("metadata (dict, empty for a raw plan), plan (bytes for th
                       "('tensorrt' or 'tensorrt_rtx': the one that can deserialize it, judged from the plan's magic).")
 
 
-def _header_metadata(data):
-    """The JSON metadata of ultralytics' header and its total length, or (None, 0) when `data` has no such header."""
-    if len(data) < _HEADER_LENGTH_BYTES + 2 or data[_HEADER_LENGTH_BYTES:_HEADER_LENGTH_BYTES + 1] != b"{":
-        return None, 0
+def _header_metadata(data, name):
+    """The JSON metadata of ultralytics' header and the header's length; ({}, 0) for a raw plan.
+
+    A plan's magic at the start means a raw plan; a '{' after the 4-byte length means a header, which must then
+    be whole and valid JSON. Anything else is left to TensorRT to judge (older plans, future ones).
+    """
+    if bytes(data[:4]) in MODULE_FOR_MAGIC or data[_HEADER_LENGTH_BYTES:_HEADER_LENGTH_BYTES + 1] != b"{":
+        return {}, 0
     length = int.from_bytes(data[:_HEADER_LENGTH_BYTES], "little")
     end = _HEADER_LENGTH_BYTES + length
     if end > len(data):
-        return None, end
+        raise ModelFileError("{}: truncated: its header announces {} bytes of metadata but the file has {} bytes; "
+                             "copy or export it again".format(name, length, len(data)))
     try:
         metadata = json.loads(data[_HEADER_LENGTH_BYTES:end].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None, 0
-    return (metadata, end) if isinstance(metadata, dict) else (None, 0)
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ModelFileError("{}: damaged: its metadata header is not a JSON object; copy or export it again"
+                             .format(name))
+    return metadata, end
 
 
 def parse_engine_bytes(data, name="engine"):
     """EngineFile from the bytes of an engine file; ModelFileError naming `name` when they are not one."""
-    metadata, header_end = _header_metadata(data)
-    if metadata is None and header_end > len(data):
-        raise ModelFileError("{}: truncated: its header announces {} bytes of metadata but the file has {} bytes; "
-                             "copy or export it again".format(name, header_end - _HEADER_LENGTH_BYTES, len(data)))
-    plan = data[header_end:] if metadata is not None else data
+    metadata, header_end = _header_metadata(data, name)
+    plan = data[header_end:]
     if plan[:4] == _ZIP_MAGIC:
         raise ModelFileError("{}: is a PyTorch checkpoint, not a TensorRT engine; export it first "
                              "(dattn-export --weights {} --format engine, or --format onnx)".format(name, name))
@@ -52,7 +57,7 @@ def parse_engine_bytes(data, name="engine"):
         raise ModelFileError("{}: truncated: there is no engine after the metadata header".format(name))
     # An unknown magic is left to TensorRT to judge (older plans, future ones); it says why it refuses.
     module_name = MODULE_FOR_MAGIC.get(bytes(plan[:4]), "tensorrt")
-    return EngineFile(metadata or {}, plan, module_name)
+    return EngineFile(metadata, plan, module_name)
 
 
 def engine_file_bytes(plan, metadata=None):

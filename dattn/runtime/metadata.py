@@ -9,6 +9,9 @@ Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and
 
 import ast
 import collections
+import numbers
+
+from dattn.errors import ModelFileError
 
 DEFAULT_STRIDE = 32
 DEFAULT_IMGSZ = 640
@@ -25,41 +28,83 @@ def _value(raw):
         return raw
     try:
         return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):  # deep nesting: RecursionError/MemoryError
         return raw
 
 
 def size_pair(value):
-    """(h, w) from an int, [n] or [h, w]."""
-    sizes = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-    return (sizes[0], sizes[0]) if len(sizes) == 1 else (sizes[0], sizes[1])
+    """(h, w) from an int, [n] or [h, w]; ValueError for anything else."""
+    sizes = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(sizes) not in (1, 2) or not all(_is_int(v) for v in sizes):
+        raise ValueError("a size is one or two integers (H or H W), got {!r}".format(value))
+    return (int(sizes[0]), int(sizes[-1]))
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)  # numpy's integers too
 
 
 def _is_fixed(dim):
-    return isinstance(dim, int) and dim > 0
+    return _is_int(dim) and dim > 0
 
 
-def model_info(metadata, input_shape, source="the model"):
+def _names(raw, bad):
+    """{class id: name} from a mapping (or a list) of names."""
+    names = _value(raw)
+    if isinstance(names, (list, tuple)):
+        names = dict(enumerate(names))
+    if not isinstance(names, dict):
+        raise bad("names", "a mapping of class ids to names")
+    try:
+        return {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):
+        raise bad("names", "a mapping of integer class ids to names")
+
+
+def model_info(metadata, input_shape, source=None):
     """ModelInfo from a metadata mapping (possibly empty) and the model input's shape (N, 3, H, W).
 
     input_shape dims that vary are given as None, a negative number or a name, as runtimes report them.
+    A value that cannot be right (stride 0, imgsz [0, 0], an imgsz that contradicts the graph's fixed input)
+    raises ModelFileError naming `source` (the model file) and the key: the graph is not second-guessed.
     """
-    from dattn.runtime.heads import head_of
+    from dattn.runtime.heads import METADATA_KEY as HEAD_KEY, head_of
 
     metadata = dict(metadata or {})
-    names = _value(metadata.get("names", {}))
-    names = {int(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
-    stride = int(_value(metadata.get("stride", DEFAULT_STRIDE)))
+    where = source if source is not None else "the model"
+
+    def bad(key, expected):
+        return ModelFileError("{}: metadata '{}' is {}, expected {}; export the model again (a raw plan: fix --metadata)"
+                              .format(where, key, _shown(metadata.get(key)), expected))
+
+    names = _names(metadata.get("names", {}), bad)
+    stride = _value(metadata.get("stride", DEFAULT_STRIDE))
+    if not _is_int(stride) or stride < 1:
+        raise bad("stride", "a positive integer such as 32")
     shape = list(input_shape)
     dynamic = not (_is_fixed(shape[2]) and _is_fixed(shape[3]))
     if "imgsz" in metadata:
-        imgsz = size_pair(_value(metadata["imgsz"]))
+        try:
+            imgsz = size_pair(_value(metadata["imgsz"]))
+        except ValueError:
+            imgsz = None
+        if imgsz is None or min(imgsz) < stride or any(s % stride for s in imgsz):
+            raise bad("imgsz", "[H, W] in multiples of the stride {}".format(stride))
+        if not dynamic and imgsz != (shape[2], shape[3]):
+            raise bad("imgsz", "the graph's fixed input size {}x{}".format(shape[2], shape[3]))
     elif not dynamic:
         imgsz = (int(shape[2]), int(shape[3]))
     else:
         imgsz = (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
     batch = int(shape[0]) if _is_fixed(shape[0]) else None
-    return ModelInfo(names, stride, imgsz, dynamic, batch, head_of({k: _value(v) for k, v in metadata.items()}, source))
+    head = head_of({key: _value(metadata[key]) for key in (HEAD_KEY, "end2end") if key in metadata}, where)
+    return ModelInfo(names, stride, imgsz, dynamic, batch, head)
+
+
+def _shown(value, limit=60):
+    """A metadata value for an error message, cut short (crafted values can be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def class_name(names, class_id):

@@ -4,8 +4,10 @@
 
 Writes annotated images (and videos) to --save-dir, one JSON record per image (per frame for videos) with
 --save-json, shows a progress bar, and ends with a throughput line split into pre-process, inference and
-post-process. A file that cannot be read is named on one line and skipped; the exit code is then 1. A model or
-option that cannot work is one line and exit code 2.
+post-process. Where files go is decided and checked before the model runs (dattn.runtime.outputs): a fresh
+folder unless --exist-ok, never over an input. A file that cannot be read, or an output that cannot be written,
+is named on one line and the run goes on; the exit code is then 1. A model or option that cannot work is one line
+and exit code 2.
 
 Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and into Triton's python backend).
 """
@@ -21,11 +23,12 @@ import time
 
 from dattn.errors import ConfigError, DattnError
 from dattn.runtime.cuda import CudaError
+from dattn.runtime.outputs import (JSON_NAME, RUN_FOLDER, VideoOutput, plan_outputs, prepare, write_atomically,
+                                   write_image)
 from dattn.runtime.postprocess import check_thresholds, nms_numpy, nms_opencv
-from dattn.runtime.sources import expand_source, is_video
+from dattn.runtime.sources import expand_source, is_video, video_frame_count
 
 NMS_CHOICES = collections.OrderedDict([("opencv", nms_opencv), ("numpy", nms_numpy)])
-JSON_NAME = "predictions.json"
 
 Item = collections.namedtuple("Item", ["file", "frame", "image"])  # frame: None for an image file
 
@@ -33,7 +36,12 @@ Item = collections.namedtuple("Item", ["file", "frame", "image"])  # frame: None
 def build_parser(prog="dattn predict", model=None, plugin=None, metadata=None):
     """The options; `model`, `plugin`, `metadata` give defaults (the Jetson bundle's run.py passes its own files)."""
     p = argparse.ArgumentParser(prog=prog, description="Detect objects with an exported model (ONNX or TensorRT engine), "
-                                                       "without PyTorch or ultralytics.")
+                                                       "without PyTorch or ultralytics.",
+                                epilog="Outputs are checked before the model runs and written whole (a temporary file, "
+                                       "then a rename): never over an input, never through a link. Inputs with the same "
+                                       "name get x.jpg, x_2.jpg, ...; an image whose suffix OpenCV cannot write gets "
+                                       "'.jpg' appended. Exit code 0: done; 1: some inputs could not be read or outputs "
+                                       "written; 2: the model or an option cannot work.")
     p.add_argument("--model", required=model is None, default=model, help="best.onnx or best.engine" +
                    (" (default: {})".format(model) if model else ""))
     p.add_argument("--source", required=True, help="an image, a folder, a glob pattern ('imgs/*.jpg') or a video")
@@ -43,9 +51,14 @@ def build_parser(prog="dattn predict", model=None, plugin=None, metadata=None):
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold, in (0, 1] (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="detections kept per image (default 300)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or N (default: the best available)")
-    p.add_argument("--save-dir", help="write annotated images and videos here")
+    p.add_argument("--save-dir", metavar="DIR",
+                   help="write annotated images and videos here; when DIR is not empty, into a new DIR2, DIR3, ...")
     p.add_argument("--save-json", nargs="?", const="", metavar="FILE",
-                   help="write detections as JSON (default file: SAVE_DIR/{} or ./{})".format(JSON_NAME, JSON_NAME))
+                   help="write detections as JSON (default file: {} in the --save-dir folder, else in a new {}, "
+                        "{}2, ...)".format(JSON_NAME, RUN_FOLDER, RUN_FOLDER))
+    p.add_argument("--exist-ok", action="store_true",
+                   help="write into --save-dir (or {}) as it is, and replace an existing --save-json FILE; inputs "
+                        "are never written over".format(RUN_FOLDER))
     p.add_argument("--plugin", default=plugin, help="the DAttnGridSample plugin library, for engines that use it "
                                                     "(default: the one `dattn plugin build` made)")
     p.add_argument("--metadata", default=metadata, help="JSON with names, stride, imgsz (as in ultralytics' engine "
@@ -104,11 +117,13 @@ class Timings(object):
                         1e3 * self.infer / n, 1e3 * self.post / n, self.images / busy if busy > 0 else 0.0))
 
 
-def record(item, prediction):
-    """The JSON record of one image's (or frame's) detections."""
+def record(item, prediction, output=None):
+    """The JSON record of one image's (or frame's) detections; `output`: its annotated file, when one is written."""
     out = collections.OrderedDict([("file", item.file)])
     if item.frame is not None:
         out["frame"] = item.frame
+    if output is not None:
+        out["output"] = output
     out["boxes"] = [[round(float(v), 2) for v in box] for box in prediction.boxes]
     out["scores"] = [round(float(s), 5) for s in prediction.scores]
     out["class_ids"] = [int(c) for c in prediction.class_ids]
@@ -116,28 +131,33 @@ def record(item, prediction):
     return out
 
 
-def _frame_count(path):
-    import cv2
-
-    capture = cv2.VideoCapture(path)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    capture.release()
-    return max(count, 1)
+def _reason(error):
+    return getattr(error, "strerror", None) or str(error)  # strerror: without the temporary file's name
 
 
 class Run(object):
-    """One `dattn predict` run: reads the sources, predicts in batches, writes what was asked, counts failures."""
+    """One `dattn predict` run: reads the sources, predicts in batches, writes what was asked, counts failures.
 
-    def __init__(self, detector, save_dir, progress, prog="dattn predict"):
-        self.detector, self.save_dir, self.progress, self.prog = detector, save_dir, progress, prog
+    outputs: {input file: its annotated output file}, as dattn.runtime.outputs.plan_outputs decided them.
+    """
+
+    def __init__(self, detector, outputs, progress, prog="dattn predict"):
+        self.detector, self.outputs, self.progress, self.prog = detector, outputs, progress, prog
         self.timings = Timings()
-        self.records, self.failed, self.counts = [], [], collections.Counter()
-        self._writers = {}
+        self.records, self.failed, self.unwritten, self.counts = [], [], [], collections.Counter()
+        self._videos = {}  # input video -> its VideoOutput, or None once writing it failed
 
     def fail(self, path, reason):
         self.failed.append(path)
         self.progress.update(1)
         self.progress.write("{}: skipped {}: {}".format(self.prog, path, reason))
+
+    def warn(self, path, reason):
+        self.progress.write("{}: warning: {}: {}".format(self.prog, path, reason))
+
+    def write_failed(self, path, error):
+        self.unwritten.append(path)
+        self.progress.write("{}: could not write {}: {}".format(self.prog, path, _reason(error)))
 
     def predict(self, items, batch, letterboxes):
         """Run the model on `items` (at most the model's batch, letterboxed), save and record the results."""
@@ -149,43 +169,60 @@ class Run(object):
         self.timings.post += time.perf_counter() - inferred
         self.timings.images += len(items)
         for item, prediction in zip(items, predictions):
-            self.records.append(record(item, prediction))
+            annotated = self.outputs.get(item.file)
+            self.records.append(record(item, prediction, annotated))
             self.counts.update(prediction.class_names)
-            if self.save_dir is not None:
-                self._save(item, prediction)
+            if annotated is not None:
+                self._save(item, prediction, annotated)
         self.progress.update(len(items))
 
-    def _save(self, item, prediction):
-        import cv2
-
+    def _save(self, item, prediction, path):
         from dattn.runtime.annotate import draw_predictions
 
         drawn = draw_predictions(item.image, prediction)
-        name = os.path.basename(item.file)
         if item.frame is None:
-            cv2.imwrite(os.path.join(self.save_dir, name), drawn)
+            try:
+                write_image(path, drawn)
+            except (IOError, OSError) as error:
+                self.write_failed(path, error)
             return
-        writer = self._writers.get(item.file)
-        if writer is None:
-            capture = cv2.VideoCapture(item.file)
-            fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-            capture.release()
-            path = os.path.join(self.save_dir, os.path.splitext(name)[0] + ".mp4")
-            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (drawn.shape[1], drawn.shape[0]))
-            self._writers[item.file] = writer
-        writer.write(drawn)
+        if item.file not in self._videos:
+            self._videos[item.file] = self._open_video(item.file, path, drawn.shape)
+        if self._videos[item.file] is not None:
+            self._videos[item.file].write(drawn)
 
-    def close_videos(self):
-        for writer in self._writers.values():
-            writer.release()
-        self._writers.clear()
+    def _open_video(self, source, path, shape):
+        import cv2
+
+        capture = cv2.VideoCapture(source)
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        capture.release()
+        try:
+            return VideoOutput(path, fps, (shape[1], shape[0]))
+        except (IOError, OSError) as error:
+            self.write_failed(path, error)
+            return None
+
+    def close_videos(self, complete=True):
+        """Move the videos written into place; complete=False (an interrupted run) discards them."""
+        for video in self._videos.values():
+            if video is None:
+                continue
+            if not complete:
+                video.discard()
+                continue
+            try:
+                video.close()
+            except (IOError, OSError) as error:
+                self.write_failed(video.path, error)
+        self._videos.clear()
 
 
 def _items(files, run):
     """Images and video frames as Items, timing the reading as pre-process; unreadable files go to run.fail."""
     import cv2
 
-    from dattn.runtime.preprocess import read_image
+    from dattn.runtime.preprocess import jpeg_is_truncated, read_image
 
     for path in files:
         if is_video(path):
@@ -209,11 +246,14 @@ def _items(files, run):
         started = time.perf_counter()
         try:
             image = read_image(path)
+            truncated = jpeg_is_truncated(path)
         except (IOError, OSError) as error:
             run.fail(path, "not a readable image" if "readable" in str(error) else str(error))
             continue
         finally:
             run.timings.pre += time.perf_counter() - started
+        if truncated:
+            run.warn(path, "truncated or damaged image data (OpenCV decoded what it could)")
         yield Item(path, None, image)
 
 
@@ -279,23 +319,26 @@ def prefetched(iterable, depth=2):
                 worker.join(0.01)
 
 
-def predict_files(detector, files, save_dir=None, progress=None, prog="dattn predict", read_ahead=None):
+def predict_files(detector, files, outputs=None, progress=None, prog="dattn predict", read_ahead=None):
     """Predict on every image and video frame of `files` in batches of the model's size; returns the Run.
 
+    outputs: {input file: annotated output file} (dattn.runtime.outputs.plan_outputs); nothing is written without.
     With the model on a GPU, the next batch is read and letterboxed in a background thread while the model runs
     on the current one. With ONNX Runtime on the CPU, whose workers occupy every core during a run, that thread
     would only compete with them (measured slower on two cores: benchmarks/bench_predict.py). read_ahead=True or
     False overrides the choice.
     """
-    run = Run(detector, save_dir, progress if progress is not None else Progress(0, enabled=False), prog)
+    run = Run(detector, outputs or {}, progress if progress is not None else Progress(0, enabled=False), prog)
     if read_ahead is None:
         read_ahead = not getattr(detector.runner, "on_cpu", True)
     batches = _batches(files, run, detector)
+    complete = False
     try:
         for items, batch, letterboxes in (prefetched(batches) if read_ahead else batches):
             run.predict(items, batch, letterboxes)
+        complete = True
     finally:
-        run.close_videos()
+        run.close_videos(complete)
     return run
 
 
@@ -303,12 +346,19 @@ def _error(prog, message):
     sys.stderr.write("{}: error: {}\n".format(prog, message))
 
 
-def _json_path(args):
-    if args.save_json is None:
-        return None
-    if args.save_json:
-        return args.save_json
-    return os.path.join(args.save_dir or ".", JSON_NAME)
+def _check_options(args):
+    """ValueError naming the option whose value cannot work."""
+    try:
+        check_thresholds(args.conf, args.iou)
+    except ValueError as error:
+        raise ValueError(str(error).replace("conf must", "--conf must").replace("iou must", "--iou must"))
+    if args.max_det < 1:
+        raise ValueError("--max-det must be at least 1, got {}".format(args.max_det))
+    if args.imgsz is not None and (len(args.imgsz) > 2 or min(args.imgsz) < 1):
+        raise ValueError("--imgsz takes one or two positive sizes (H or H W), got {}"
+                         .format(" ".join(str(s) for s in args.imgsz)))
+    if args.threads is not None and args.threads < 1:
+        raise ValueError("--threads must be at least 1, got {}".format(args.threads))
 
 
 def _read_metadata(path):
@@ -317,29 +367,36 @@ def _read_metadata(path):
     try:
         with open(path) as f:
             return json.load(f)
-    except (IOError, OSError, ValueError) as error:
+    except (IOError, OSError, ValueError, RecursionError) as error:
         raise ConfigError("--metadata {}: not a readable JSON file ({})".format(path, error))
 
 
+def _write_json(path, records, run):
+    try:
+        write_atomically(path, ("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n").encode("utf-8"))
+    except (IOError, OSError) as error:
+        run.write_failed(path, error)
+        return False
+    return True
+
+
 def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None):
-    """Run `dattn predict`; returns the exit code (0 ok, 1 some inputs failed, 2 unusable model or options)."""
+    """Run `dattn predict`; returns the exit code (0 ok, 1 an input or output failed, 2 unusable model or options)."""
     args = build_parser(prog, model, plugin, metadata).parse_args(argv)
     try:
-        check_thresholds(args.conf, args.iou)
-        if args.max_det < 1:
-            raise ValueError("--max-det must be at least 1, got {}".format(args.max_det))
+        _check_options(args)
     except ValueError as error:
-        _error(prog, str(error).replace("conf must", "--conf must").replace("iou must", "--iou must"))
+        _error(prog, str(error))
         return 2
     try:
         from dattn.runtime.detector import Detector
 
         files = expand_source(args.source)
+        plan = plan_outputs(files, args.save_dir, args.save_json, args.exist_ok)
         detector = Detector(args.model, imgsz=args.imgsz, conf=args.conf, iou=args.iou, max_det=args.max_det,
                             device=args.device, threads=args.threads, plugin_library=args.plugin,
                             nms=NMS_CHOICES[args.nms], metadata=_read_metadata(args.metadata))
-        if args.save_dir is not None and not os.path.isdir(args.save_dir):
-            os.makedirs(args.save_dir)
+        prepare(plan)  # the folders are made only once the model has loaded
     except (DattnError, CudaError, ValueError, OSError) as error:
         _error(prog, str(error))
         return getattr(error, "exit_code", 2)
@@ -348,11 +405,14 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None
     sys.stderr.write("{}: {} on {}, {}x{} {}, {} classes, {} file(s)\n".format(
         prog, args.model, detector.description, detector.imgsz[0], detector.imgsz[1],
         "dynamic" if info.dynamic else "static", len(info.names) or "?", len(files)))
-    total = sum(_frame_count(f) if is_video(f) else 1 for f in files)
+    if args.save_dir is not None and plan.folder != os.path.normpath(args.save_dir):
+        sys.stderr.write("{}: {} is not empty: writing to {} (--exist-ok writes into {})\n".format(
+            prog, args.save_dir, plan.folder, args.save_dir))
+    total = sum(max(video_frame_count(f), 1) if is_video(f) else 1 for f in files)
     progress = Progress(total, enabled=sys.stderr.isatty() or total > 1)
     started = time.perf_counter()
     try:
-        run = predict_files(detector, files, args.save_dir, progress, prog)
+        run = predict_files(detector, files, plan.outputs, progress, prog)
     except (DattnError, CudaError) as error:
         _error(prog, str(error))
         return getattr(error, "exit_code", 2)
@@ -362,17 +422,18 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None
     found = ", ".join("{} {}".format(n, name) for name, n in sorted(run.counts.items())) or "nothing"
     sys.stderr.write("{}: found {}\n".format(prog, found))
     sys.stderr.write("{}: {}\n".format(prog, run.timings.line(time.perf_counter() - started)))
-    json_path = _json_path(args)
-    if json_path is not None:
-        with open(json_path, "w") as f:
-            f.write("[\n" + ",\n".join(json.dumps(r) for r in run.records) + "\n]\n")  # one record per line
-        sys.stderr.write("{}: detections written to {}\n".format(prog, json_path))
-    if args.save_dir is not None:
-        sys.stderr.write("{}: annotated images written to {}\n".format(prog, args.save_dir))
+    if plan.json_path is not None and _write_json(plan.json_path, run.records, run):
+        sys.stderr.write("{}: detections written to {}\n".format(prog, plan.json_path))
+    if plan.outputs:
+        sys.stderr.write("{}: annotated images written to {}\n".format(prog, plan.folder))
+    code = 0
     if run.failed:
         _error(prog, "{} of {} input files could not be read: {}".format(len(run.failed), len(files), ", ".join(run.failed)))
-        return 1
-    return 0
+        code = 1
+    if run.unwritten:
+        _error(prog, "{} output file(s) could not be written: {}".format(len(run.unwritten), ", ".join(run.unwritten)))
+        code = 1
+    return code
 
 
 if __name__ == "__main__":

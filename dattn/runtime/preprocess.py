@@ -5,7 +5,10 @@ Python 3.6 compatible (this file travels to JetPack 4.6 in the Jetson bundle and
 
 import numpy as np
 
+from dattn.errors import ConfigError
+
 PAD_VALUE = 114  # the grey ultralytics pads with
+_JPEG_START, _JPEG_END, _JPEG_SCAN = b"\xff\xd8", b"\xff\xd9", 0xDA
 
 
 class Letterbox(object):
@@ -80,6 +83,62 @@ def read_image(path):
     if image is None:
         raise IOError("{}: not a readable image".format(path))
     return image
+
+
+def as_bgr_image(image):
+    """`image` as a BGR uint8 (H, W, 3) array: that as it is, grayscale (H, W) or (H, W, 1) uint8 converted.
+
+    Anything else raises ConfigError (a ValueError) saying what is expected: other dtypes (a float image in
+    [0, 1] or a 16-bit one would give wrong detections silently), channel-first or 4-channel arrays, empty ones.
+    """
+    import cv2
+
+    expected = "expected a BGR uint8 image (H, W, 3) as cv2.imread gives, or grayscale (H, W) uint8"
+    if not isinstance(image, np.ndarray):
+        raise ConfigError("{}, got {}".format(expected, type(image).__name__))
+    if image.dtype != np.uint8:
+        raise ConfigError("{}, got dtype {}; scale to 0-255 and convert with .astype(np.uint8)"
+                          .format(expected, image.dtype))
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 3) or image.size == 0:
+        channels_first = image.ndim == 3 and image.shape[0] in (1, 3)
+        raise ConfigError("{}, got shape {}{}".format(
+            expected, image.shape, "; for channels first use image.transpose(1, 2, 0)" if channels_first else ""))
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image)
+
+
+def _first_scan(data):
+    """Offset of a JPEG's first start-of-scan marker, skipping the header segments (an EXIF thumbnail among them)."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == _JPEG_SCAN:
+            return position
+        if marker == 0xFF:  # fill byte
+            position += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            position += 2
+        else:
+            position += 2 + (data[position + 2] << 8 | data[position + 3])
+    return None
+
+
+def jpeg_is_truncated(path):
+    """True for a JPEG file without its end-of-image marker (OpenCV decodes such a file, greying what is missing).
+
+    Reads only the first two bytes of other files.
+    """
+    with open(str(path), "rb") as f:
+        if f.read(2) != _JPEG_START:
+            return False
+        data = _JPEG_START + f.read()
+    if data.rstrip(b"\x00").endswith(_JPEG_END):  # the usual case; some writers pad with zeros
+        return False
+    scan = _first_scan(data)  # entropy-coded data never holds the marker; data appended after the image may
+    return scan is None or data.find(_JPEG_END, scan) < 0
 
 
 def to_network_input(images):

@@ -16,6 +16,16 @@ def is_video(path):
     return os.path.splitext(str(path))[1].lower() in VIDEO_SUFFIXES
 
 
+def video_frame_count(path):
+    """The number of frames the video's container announces; 0 when OpenCV cannot open it."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    capture.release()
+    return max(count, 0)
+
+
 def expand_source(source):
     """The files to predict on, sorted; ConfigError when `source` names nothing.
 
