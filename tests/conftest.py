@@ -124,3 +124,25 @@ def _ultralytics_version_as_expected(_ultralytics_settings_in_a_temporary_folder
 
     expected = os.environ.get("DATTN_EXPECT_ULTRALYTICS")
     assert not expected or ultralytics.__version__.startswith(expected), (ultralytics.__version__, expected)
+
+
+@pytest.fixture(scope="session")
+def export_once(tmp_path_factory):
+    """export_once(weights, name, **options) -> (path, the export's report): dattn.export run once per session for
+    each name (test files share exports this way); the path is a file or folder called `name` in a session folder."""
+    import contextlib
+    import io
+
+    import dattn
+
+    folder, done = tmp_path_factory.mktemp("exports"), {}
+
+    def export(weights, name, **options):
+        if name not in done:
+            report = io.StringIO()
+            with contextlib.redirect_stderr(report):
+                path = dattn.export(weights, output=str(folder / name), **options)
+            done[name] = (Path(path), report.getvalue())
+        return done[name]
+
+    return export

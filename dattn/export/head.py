@@ -14,13 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from dattn.errors import ConfigError
+from dattn.runtime.heads import NOT_SERVED
 
 SERVED_TASKS = ("detect",)  # the runtime decodes boxes, scores and classes
-EXTRA_OUTPUTS = {  # what other tasks add, which dattn exports but neither verifies nor decodes
-    "segment": "mask coefficients and prototypes (masks)",
-    "pose": "keypoints",
-    "obb": "box angles (the runtime does not decode rotated boxes)",
-}
 
 
 @dataclass(frozen=True)
@@ -35,7 +31,7 @@ class HeadInfo:
     @property
     def not_served(self) -> str | None:
         """What the export carries that verification and the runtime leave alone, or None."""
-        return EXTRA_OUTPUTS.get(self.task)
+        return NOT_SERVED.get(self.task)
 
 
 def model_task(model: torch.nn.Module) -> str:
@@ -47,7 +43,7 @@ def model_task(model: torch.nn.Module) -> str:
 def check_task(model: torch.nn.Module, source) -> str:
     """The model's task; ConfigError for one whose export dattn cannot check (classification, semantic maps, depth)."""
     task = model_task(model)
-    if task not in SERVED_TASKS and task not in EXTRA_OUTPUTS:
+    if task not in SERVED_TASKS and task not in NOT_SERVED:
         raise ConfigError(f"{source}: a {task} model; dattn-export exports and verifies detectors (and the boxes of "
                           f"segment, pose and obb models); export it with ultralytics instead: yolo export "
                           f"model={source} format=onnx")

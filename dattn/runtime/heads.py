@@ -37,6 +37,8 @@ HEADS = collections.OrderedDict((head.name, head) for head in (
     Head("rtdetr-topk", "RT-DETR (ultralytics 8.4)", "(N, k, 6)", 2, 6, "xywh", True, True, False),
 ))
 METADATA_KEY = "dattn_head"
+# What other tasks add after the class scores, which the runtime neither decodes nor draws.
+NOT_SERVED = {"segment": "masks", "pose": "keypoints", "obb": "box angles (boxes are drawn axis-aligned)"}
 
 
 def head_named(name, source="the model"):

@@ -16,10 +16,11 @@ from dattn.errors import ModelFileError
 DEFAULT_STRIDE = 32
 DEFAULT_IMGSZ = 640
 
-ModelInfo = collections.namedtuple("ModelInfo", ["names", "stride", "imgsz", "dynamic", "batch", "head"])
+ModelInfo = collections.namedtuple("ModelInfo", ["names", "stride", "imgsz", "dynamic", "batch", "head", "task"])
 ModelInfo.__doc__ = ("names {class id: name}, stride (int), imgsz (h, w) the model was exported at, dynamic (bool: "
                      "height and width may vary), batch (int, or None when the batch dimension is dynamic), head "
-                     "(dattn.runtime.heads.Head: the output's layout).")
+                     "(dattn.runtime.heads.Head: the output's layout), task ('detect', or the task whose extra outputs "
+                     "the runtime leaves alone: 'segment', 'pose', 'obb').")
 
 
 def _value(raw):
@@ -98,7 +99,8 @@ def model_info(metadata, input_shape, source=None):
         imgsz = (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
     batch = int(shape[0]) if _is_fixed(shape[0]) else None
     head = head_of({key: _value(metadata[key]) for key in (HEAD_KEY, "end2end") if key in metadata}, where)
-    return ModelInfo(names, stride, imgsz, dynamic, batch, head)
+    task = str(_value(metadata.get("task", "detect")))
+    return ModelInfo(names, stride, imgsz, dynamic, batch, head, task)
 
 
 def _shown(value, limit=60):

@@ -23,6 +23,7 @@ import time
 
 from dattn.errors import ConfigError, DattnError
 from dattn.runtime.cuda import CudaError
+from dattn.runtime.heads import NOT_SERVED
 from dattn.runtime.outputs import (JSON_NAME, RUN_FOLDER, VideoOutput, plan_outputs, prepare, write_atomically,
                                    write_image)
 from dattn.runtime.postprocess import check_thresholds, nms_numpy, nms_opencv
@@ -402,9 +403,11 @@ def main(argv=None, prog="dattn predict", model=None, plugin=None, metadata=None
         return getattr(error, "exit_code", 2)
 
     info = detector.info
-    sys.stderr.write("{}: {} on {}, {}x{} {}, {} classes, {} file(s)\n".format(
+    sys.stderr.write("{}: {} on {}, {}x{} {}, {} classes, head {}, {} file(s){}\n".format(
         prog, args.model, detector.description, detector.imgsz[0], detector.imgsz[1],
-        "dynamic" if info.dynamic else "static", len(info.names) or "?", len(files)))
+        "dynamic" if info.dynamic else "static", len(info.names) or "?", info.head.name, len(files),
+        "; a {} model: boxes, scores and classes only, {} are not served".format(info.task, NOT_SERVED[info.task])
+        if info.task in NOT_SERVED else ""))
     if args.save_dir is not None and plan.folder != os.path.normpath(args.save_dir):
         sys.stderr.write("{}: {} is not empty: writing to {} (--exist-ok writes into {})\n".format(
             prog, args.save_dir, plan.folder, args.save_dir))

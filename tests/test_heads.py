@@ -1,0 +1,229 @@
+"""Every detection head, from export to detections: YOLO26's NMS-free branch (and its one-to-many branch), RT-DETR's
+deformable decoder, YOLOv10, and the tasks dattn exports without serving (segment) or refuses (classify).
+
+The YOLO26 and RT-DETR fixtures detect the generated shapes they were trained on, so the comparisons with
+ultralytics' own predictions compare real detections.
+"""
+
+from __future__ import annotations
+
+import json
+import importlib.util
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import dattn
+from conftest import run_python
+from dattn.errors import ConfigError
+from dattn.export.verify import Tolerance, compare_detections
+from dattn.runtime.heads import HEADS
+from dattn.runtime.postprocess import Detections
+from runtime_models import sample_images, validation_images
+
+IMGSZ = 160
+CONF = 0.25
+SAME = Tolerance(box_fraction=1.0 / IMGSZ, score=1e-3)  # the runtime's promise: boxes within 1 px, scores within 1e-3
+needs_tensorrt_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="needs tensorrt_rtx")
+
+
+def _ultralytics_8_4() -> bool:
+    import ultralytics
+
+    return not ultralytics.__version__.startswith("8.3")
+
+
+def _expected_head(kind: str) -> str:
+    if kind == "yolo26":
+        return "topk"
+    return "rtdetr-topk" if _ultralytics_8_4() else "rtdetr"  # 8.3 writes its queries, 8.4 a top-k
+
+
+@pytest.fixture(scope="module", params=["yolo26", "rtdetr"])
+def kind(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def run(kind, request):
+    return request.getfixturevalue(f"{kind}_run")
+
+
+@pytest.fixture(scope="module")
+def images(run):
+    return sample_images() + validation_images(run, 6)
+
+
+def _pt_model(kind, run):
+    from ultralytics import RTDETR, YOLO
+
+    return (RTDETR if kind == "rtdetr" else YOLO)(str(run / "best.pt"))
+
+
+def _theirs(model, image, kind) -> Detections:
+    """ultralytics' predictions on `image` at the export's size (full size: a static export sees no other)."""
+    options = {} if kind == "rtdetr" else {"rect": False}
+    boxes = model.predict(str(image), imgsz=IMGSZ, conf=CONF, verbose=False, **options)[0].boxes
+    return Detections(boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(np.int64))
+
+
+def _assert_same(name, ours, theirs) -> int:
+    """The runtime's promise, judged by the export's own comparator: same classes, boxes within 1 px, scores 1e-3."""
+    found = Detections(np.asarray(ours.boxes), np.asarray(ours.scores), np.asarray(ours.class_ids))
+    result = compare_detections(theirs, found, CONF, SAME, nms=False)
+    assert (result.missing, result.extra, result.other_class) == (0, 0, 0), (name, result)
+    assert result.box_error_px <= 1.0 and result.score_error <= 1e-3, (name, result)
+    return result.matched
+
+
+@pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather")])
+def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, opset, form):
+    path, report = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=IMGSZ, opset=opset)
+    model = onnx.load(str(path))
+    head = HEADS[_expected_head(kind)]
+    assert len(model.graph.output) == 1, [o.name for o in model.graph.output]
+    dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert dims[head.field_axis] == (6 if head.fixed_width else 4 + 2)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["dattn_head"] == head.name and meta["dattn_grid_sample"] == form
+    assert meta["end2end"] == str(kind == "yolo26") and meta["task"] == "detect"
+    ops = [n.op_type for n in model.graph.node]
+    assert ("GridSample" in ops) == (form == "native")
+    sites = "1 in DAttention" + (", 6 in RT-DETR decoder" if kind == "rtdetr" else "")
+    assert f"sampling steps written as {form}: {sites}" in report, report
+    assert "verified on" in report and "DIFFER" not in report
+
+
+@pytest.mark.parametrize("opset", [17, 13])
+def test_detector_gives_ultralytics_detections(export_once, kind, run, images, opset):
+    from dattn.runtime import Detector
+
+    path, _ = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=IMGSZ, opset=opset)
+    detector, model = Detector(path, conf=CONF), _pt_model(kind, run)
+    assert detector.head.name == _expected_head(kind)
+    matched = sum(_assert_same(image.name, detector.predict(str(image)), _theirs(model, image, kind)) for image in images)
+    assert matched >= len(images), f"only {matched} detections compared: the comparison says little"
+
+
+def test_dattn_predict_writes_the_detections_and_names_the_head(export_once, kind, run, images, tmp_path):
+    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=IMGSZ, opset=17)
+    result = run_python(["-m", "dattn.cli", "predict", "--model", str(path), "--source", str(images[-1].parent),
+                         "--save-json", str(tmp_path / "found.json"), "--conf", str(CONF)])
+    records = json.loads((tmp_path / "found.json").read_text())
+    assert len(records) == len(list(images[-1].parent.iterdir())) and sum(len(r["boxes"]) for r in records) > 0
+    assert "head" in result.stderr.splitlines()[0] and _expected_head(kind) in result.stderr.splitlines()[0]
+
+
+def test_stock_ultralytics_runs_the_export(export_once, kind, run, images):
+    from dattn.runtime import Detector
+
+    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=IMGSZ, opset=17)
+    image = images[-1]
+    code = (f"from ultralytics import {'RTDETR as M' if kind == 'rtdetr' else 'YOLO as M'}\n"
+            f"r = M({str(path)!r}).predict({str(image)!r}, imgsz={IMGSZ}, conf={CONF}, verbose=False)[0].boxes\n"
+            "import sys; assert 'dattn' not in sys.modules\n"
+            "print(r.xyxy.tolist(), r.conf.tolist(), r.cls.tolist())\n")
+    boxes, scores, classes = eval(run_python(code).stdout.strip().splitlines()[-1])  # noqa: S307 (our own print)
+    theirs = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(classes, np.int64))
+    assert _assert_same(image.name, Detector(path, conf=CONF).predict(str(image)), theirs) > 0
+
+
+@pytest.mark.parametrize("precision", ["half", "int8"])
+def test_reduced_precision_keeps_the_sampling_float_and_passes_its_checks(export_once, kind, run, precision):
+    options = {"half": True} if precision == "half" else {"int8": True, "data": str(run / "data" / "data.yaml")}
+    path, report = export_once(run / "best.pt", f"{kind}-{precision}.onnx", imgsz=IMGSZ, **options)
+    model = onnx.load(str(path))
+    producer = {out: n for n in model.graph.node for out in n.output}
+    samplers = [n for n in model.graph.node if n.op_type == "GridSample"]
+    assert len(samplers) == (7 if kind == "rtdetr" else 1)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in [*inferred.graph.value_info, *inferred.graph.output]}
+    for sampler in samplers:  # FP32 sampling, fed by float (not dequantized) coordinates
+        assert types.get(sampler.output[0]) == onnx.TensorProto.FLOAT, sampler.name
+        assert producer[sampler.input[1]].op_type != "DequantizeLinear"
+    assert "verified on" in report and "DIFFER" not in report
+    if precision == "int8":
+        assert "mAP50-95 / mAP50" in report and any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+
+
+@needs_tensorrt_rtx
+def test_tensorrt_for_rtx_builds_an_engine(export_once, kind, run):
+    from dattn.runtime.engine_file import read_engine_file
+
+    path, report = export_once(run / "best.pt", f"{kind}.engine", imgsz=IMGSZ, format="engine", target="trt-rtx",
+                               verify=False)
+    engine = read_engine_file(path)
+    assert engine.module_name == "tensorrt_rtx" and engine.metadata["dattn_head"] == _expected_head(kind)
+
+
+def test_yolo26_one_to_many_branch_on_request(export_once, yolo26_run):
+    from dattn.runtime import Detector
+
+    path, report = export_once(yolo26_run / "best.pt", "yolo26-nms.onnx", imgsz=IMGSZ, end2end=False)
+    assert "NMS in post-processing" in report
+    detector = Detector(path, conf=CONF)
+    assert detector.head.name == "anchors"
+    model = _pt_model("yolo26", yolo26_run)
+    model.model.end2end = False  # ultralytics' one-to-many branch, with NMS
+    images = sample_images() + validation_images(yolo26_run, 4)
+    assert sum(_assert_same(i.name, detector.predict(str(i)), _theirs(model, i, "yolo26")) for i in images) > 0
+
+
+def test_the_branch_flag_is_refused_where_there_is_no_choice(recipe_weights, rtdetr_run, tmp_path):
+    with pytest.raises(ConfigError, match="--end2end: .* head has no NMS-free one-to-one branch"):
+        dattn.export(recipe_weights, imgsz=IMGSZ, end2end=True, output=str(tmp_path / "x.onnx"))
+    with pytest.raises(ConfigError, match="RT-DETR, whose decoder predicts without NMS always"):
+        dattn.export(rtdetr_run / "best.pt", imgsz=IMGSZ, end2end=False, output=str(tmp_path / "y.onnx"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _calibrated(cfg: str, path):
+    """A model built from a yaml whose BatchNorm statistics come from images, not from init."""
+    from ultralytics import YOLO
+
+    from runtime_models import letterboxed
+
+    yolo = YOLO(cfg)
+    batch = torch.from_numpy(np.stack([letterboxed(p, (IMGSZ, IMGSZ)) for p in sample_images()]))
+    yolo.model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            yolo.model(batch)
+    yolo.model.eval()
+    yolo.save(str(path))
+    return path
+
+
+def test_yolov10_exports_end_to_end(tmp_path):
+    from dattn.runtime import Detector
+
+    weights = _calibrated("yolov10n.yaml", tmp_path / "v10.pt")
+    end2end = {} if not _ultralytics_8_4() else {"end2end": True}  # 8.3's v10Detect predicts end-to-end only
+    path = dattn.export(weights, imgsz=IMGSZ, output=str(tmp_path / "v10.onnx"), conf=0.01, **end2end)
+    assert Detector(path).head.name == "topk"
+
+
+def test_a_segment_model_exports_and_says_what_is_not_served(tmp_path):
+    weights = _calibrated("yolov8n-seg.yaml", tmp_path / "seg.pt")
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(weights), "--imgsz", str(IMGSZ), "--conf", "0.01",
+                         "--output", str(tmp_path / "seg.onnx")])
+    assert "a segment model: its masks are exported as they are, but neither verified nor decoded" in result.stderr
+    model = onnx.load(str(tmp_path / "seg.onnx"))
+    assert len(model.graph.output) == 2  # boxes with mask coefficients, and the prototypes, as ultralytics exports
+    predicted = run_python(["-m", "dattn.cli", "predict", "--model", str(tmp_path / "seg.onnx"), "--source",
+                            str(sample_images()[0]), "--save-json", str(tmp_path / "seg.json")])
+    assert "masks are not served" in predicted.stderr.splitlines()[0]
+
+
+def test_a_classifier_is_refused_before_anything_is_written(tmp_path):
+    from ultralytics import YOLO
+
+    weights = tmp_path / "cls.pt"
+    YOLO("yolov8n-cls.yaml").save(str(weights))
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(weights), "--output", str(tmp_path / "c.onnx")],
+                        check=False)
+    assert result.returncode == 2
+    assert "classify model" in result.stderr.strip().splitlines()[-1] and "tracing" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cls.pt"]
