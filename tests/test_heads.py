@@ -96,6 +96,13 @@ def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, opset
     assert "verified on" in report and "DIFFER" not in report
 
 
+def test_jetpack_4_gets_the_nms_free_branch_without_mod_or_grid_sample(export_once, kind, run):
+    path, report = export_once(run / "best.pt", f"{kind}-trt8.2.onnx", imgsz=IMGSZ, target="trt8.2")
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert not ops & {"Mod", "GridSample", "LayerNormalization", "Einsum"}, ops  # none parses on TensorRT 8.2
+    assert "verified on" in report and "DIFFER" not in report
+
+
 @pytest.mark.parametrize("opset", [17, 13])
 def test_detector_gives_ultralytics_detections(export_once, kind, run, images, opset):
     from dattn.runtime import Detector

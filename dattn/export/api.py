@@ -136,6 +136,7 @@ def _graphs(model, head: HeadInfo, raw: onnx.ModelProto, request: ExportRequest,
     ops = {n.op_type for n in raw.graph.node}
     steps = ["einsum", *([f"grid-sample {plan.grid_sample}"] if "GridSample" in ops else []),
              *(["layer-norm"] if plan.decompose_layer_norm and "LayerNormalization" in ops else []),
+             *(["mod"] if plan.decompose_mod and "Mod" in ops else []),
              *(["onnxslim"] if request.simplify else [])]
     _say(f"rewriting ({', '.join(steps)})")
     graphs = {"fp32": _with_metadata(pipeline.float32_onnx(raw, plan, request.simplify), model, head, request, "fp32")}

@@ -1,6 +1,6 @@
 """Raw ONNX -> deployable ONNX in FP32, FP16 or INT8: the passes, in the order that keeps each one simple.
 
-    einsum -> LayerNorm (where the target needs it) -> GridSample form -> [FP16 conversion] -> onnxslim -> checks
+    einsum -> LayerNorm, Mod (where the target needs them) -> GridSample form -> [FP16 conversion] -> onnxslim -> checks
     FP32 graph -> Q/DQ calibration (INT8; on the native/gather graph, the plugin node put in afterwards)
 
 The sensitive nodes are named before the rewrites, which name the nodes they make after the node they replace:
@@ -24,7 +24,9 @@ def _common(raw: onnx.ModelProto, plan: ExportPlan) -> tuple[onnx.ModelProto, se
     model = passes.decompose_einsum(raw)
     sensitive = {n.name for n in model.graph.node if n.op_type in ("GridSample", "LayerNormalization")}
     sensitive |= passes.sampling_coordinate_nodes(model)
-    return (passes.decompose_layer_norm(model) if plan.decompose_layer_norm else model), sensitive
+    if plan.decompose_layer_norm:
+        model = passes.decompose_layer_norm(model)
+    return (passes.decompose_mod(model) if plan.decompose_mod else model), sensitive
 
 
 def _named_after(model: onnx.ModelProto, names: set[str]) -> list[str]:

@@ -29,6 +29,7 @@ class Target:
     is_tensorrt: bool = False
     has_grid_sample_layer: bool = True
     parses_layer_norm: bool = True
+    parses_mod: bool = True  # TensorRT before 8.5 has no Mod (end-to-end heads take class ids as index % classes)
 
 
 TARGETS = {
@@ -39,9 +40,9 @@ TARGETS = {
         Target("trt8.6", "TensorRT 8.6 (JetPack 6.0)", default_opset=17, max_opset=17, is_tensorrt=True),
         Target("trt8.5", "TensorRT 8.5 (JetPack 5.1)", default_opset=16, max_opset=17, is_tensorrt=True, parses_layer_norm=False),
         Target("trt8.4", "TensorRT 8.4 (JetPack 5.0.2)", default_opset=13, max_opset=15, is_tensorrt=True,
-               has_grid_sample_layer=False, parses_layer_norm=False),
+               has_grid_sample_layer=False, parses_layer_norm=False, parses_mod=False),
         Target("trt8.2", "TensorRT 8.0-8.2 (JetPack 4.6.x: Nano, TX2, Xavier)", default_opset=13, max_opset=13, is_tensorrt=True,
-               has_grid_sample_layer=False, parses_layer_norm=False),
+               has_grid_sample_layer=False, parses_layer_norm=False, parses_mod=False),
         Target("trt-rtx", "TensorRT for RTX", default_opset=17, max_opset=21, is_tensorrt=True),
     )
 }
@@ -55,6 +56,7 @@ class ExportPlan:
     opset: int
     grid_sample: str
     decompose_layer_norm: bool
+    decompose_mod: bool
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -95,7 +97,7 @@ def plan_export(target: str = "ort", opset: int | None = None, grid_sample: str 
     decompose = not t.parses_layer_norm and opset >= 17
     if decompose:
         reasons.append(f"LayerNormalization decomposed: {t.description} cannot parse the opset-17 op")
-    return ExportPlan(t, opset, grid_sample, decompose, reasons, warnings)
+    return ExportPlan(t, opset, grid_sample, decompose, not t.parses_mod, reasons, warnings)
 
 
 def _auto_grid_sample(t: Target, opset: int) -> tuple[str, str]:

@@ -6,7 +6,8 @@ from dattn.export.passes.float16 import convert_to_float16, float32_compute, sam
 from dattn.export.passes.grid_sample_gather import grid_sample_to_gather
 from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
 from dattn.export.passes.layer_norm import decompose_layer_norm
+from dattn.export.passes.mod import decompose_mod
 from dattn.export.passes.opset_downgrade import downgrade_opset
 
-__all__ = ["assert_no_float64", "convert_to_float16", "decompose_einsum", "decompose_layer_norm", "downgrade_opset",
+__all__ = ["assert_no_float64", "convert_to_float16", "decompose_einsum", "decompose_layer_norm", "decompose_mod", "downgrade_opset",
            "find_float64", "float32_compute", "grid_sample_to_gather", "grid_sample_to_plugin", "sampling_coordinate_nodes"]
