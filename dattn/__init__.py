@@ -2,15 +2,15 @@
 
 `import dattn` registers the block into ultralytics (now, or as soon as ultralytics loads), so
 `YOLO("yolov8n-dattn.yaml")` builds and `YOLO("best.pt")` loads checkpoints trained with the widely
-copied recipe. It imports neither torch nor ultralytics itself: `dattn.runtime` runs exported models
-on machines that have neither.
+copied recipe. It imports neither torch nor ultralytics itself (nor dattn.ultralytics, until ultralytics
+loads): `dattn.runtime` runs exported models on machines that have neither.
 """
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 from dattn.errors import CheckpointError, ConfigError, DattnError, ModelFileError, PluginError, VerificationError
-from dattn.ultralytics.hook import register_when_ultralytics_loads
+from dattn.ultralytics_hook import register_when_ultralytics_loads
 
 try:
     __version__ = version("dattn")

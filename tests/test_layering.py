@@ -41,3 +41,22 @@ def test_a_wrong_import_breaks_the_contract(tmp_path, module, wrong_import, brok
     result = lint(root)
     assert result.returncode != 0, result.stdout[-3000:]
     assert any(broken in line and line.endswith("BROKEN") for line in result.stdout.splitlines()), result.stdout[-3000:]
+
+
+def test_the_runtime_runs_without_loading_torch_ultralytics_or_the_exporter(recipe_weights, export_once, tmp_path):
+    """The promise holds at run time, not only statically: an installed dattn's runtime loads none of them."""
+    from conftest import run_python
+    from runtime_models import sample_images
+
+    path, _ = export_once(recipe_weights, "runtime-only.onnx", imgsz=160, verify=False)
+    code = (
+        "import sys\n"
+        "from dattn.runtime import Detector\n"
+        f"found = Detector({str(path)!r}).predict({str(sample_images()[0])!r})\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'ultralytics')\n"
+        "          or m in ('dattn.export', 'dattn.ultralytics', 'dattn.nn')\n"
+        "          or m.startswith(('dattn.export.', 'dattn.ultralytics.', 'dattn.nn.'))]\n"
+        "print(len(found.boxes), sorted(loaded))\n"
+    )
+    boxes, loaded = run_python(code, cwd=tmp_path).stdout.split(" ", 1)  # a folder outside the checkout
+    assert int(boxes) > 0 and loaded.strip() == "[]", loaded

@@ -1,4 +1,7 @@
-"""Register DAttention into ultralytics as soon as ultralytics loads, without importing it (or torch) first."""
+"""Register DAttention into ultralytics as soon as ultralytics loads, without importing it (or torch) first.
+
+It sits beside dattn.ultralytics, not in it, so that `import dattn` (and with it `from dattn.runtime import ...`)
+loads no part of dattn.ultralytics until ultralytics itself is imported."""
 
 import importlib.abc
 import importlib.util
