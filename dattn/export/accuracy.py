@@ -26,9 +26,9 @@ def validation_map(model_path: Path, data_yaml: Path, imgsz: int, batch: int, he
     try:
         with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, contextlib.redirect_stdout(io.StringIO()):
             model = RTDETR(str(model_path)) if head.stretched else YOLO(str(model_path), task="detect")
-            metrics = model.val(
-                data=str(data_yaml), imgsz=imgsz, batch=batch, rect=False, device="cpu", plots=False, verbose=False,
-                project=project, name="val", save_json=False)
+            branch = {"nms": False} if head.name == "topk" else {}  # how ultralytics selects the one-to-one branch
+            metrics = model.val(data=str(data_yaml), imgsz=imgsz, batch=batch, rect=False, device="cpu", plots=False,
+                                verbose=False, project=project, name="val", save_json=False, **branch)
     finally:
         LOGGER.setLevel(level)
     return 100 * float(metrics.box.map), 100 * float(metrics.box.map50)
