@@ -40,7 +40,7 @@ def conf(torch_model):
 
 def _check_against_torch(onnx_path, torch_model, conf, cases):
     """ORT runs the file; boxes and scores within the FP32 tolerances; the same detections after NMS."""
-    runner = v.onnxruntime_runner(onnx_path, uses_plugin=any(n.domain == "dattn" for n in onnx.load(str(onnx_path)).graph.node))
+    runner = v.onnxruntime_runner(onnx_path)
     reference = v.torch_runner(torch_model)
     for name, batch in cases:
         result, _, _ = v.compare(name, batch, reference, runner, HEADS["anchors"], 2, conf, v.TOLERANCES["fp32"])

@@ -174,7 +174,6 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
     with a data yaml."""
     from dattn.export import verify as v
 
-    uses_plugin = request.plan.grid_sample == "plugin"
     layout = HEADS[head.name]
     # dynamic: the reference recomputes its anchors at every input size.
     reference = v.torch_runner(prepare_for_export(model, True, request.end2end, request.imgsz, request.weights)[0])
@@ -186,7 +185,7 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
         paths = _saved(graphs, Path(folder))
         for precision in graphs:
             _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
-            candidate = v.onnxruntime_runner(paths[precision], uses_plugin=uses_plugin)
+            candidate = v.onnxruntime_runner(paths[precision])
             results = []
             for name, inputs in v.verification_cases(request.imgsz, request.batch, request.dynamic, layout, extra_images,
                                                      precision):

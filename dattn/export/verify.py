@@ -113,25 +113,11 @@ def torch_runner(model: torch.nn.Module):
     return run
 
 
-def onnxruntime_runner(onnx_path: Path, uses_plugin: bool = False, threads: int | None = None):
-    import onnx
-    import onnxruntime
+def onnxruntime_runner(onnx_path: Path):
+    """The runtime's own ONNX Runtime runner on the CPU (plugin nodes run with the reference op)."""
+    from dattn.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
-    if uses_plugin:
-        from dattn.plugin.ort_reference import onnxruntime_model, session_options
-
-        options, model_bytes = session_options(), onnxruntime_model(onnx.load(str(onnx_path))).SerializeToString()
-    else:
-        options, model_bytes = onnxruntime.SessionOptions(), str(onnx_path)
-    if threads:
-        options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: batch})[0].astype(np.float32)
-
-    return run
+    return OnnxRuntimeRunner(onnx_path, device="cpu")
 
 
 # ---- comparators --------------------------------------------------------------------------------
