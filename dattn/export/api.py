@@ -74,8 +74,6 @@ def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, 
             report.lines.append("not verified (--no-verify)")
         _write_product(graphs, request, report, staged)
         written = staged.commit(*[path for path in staged.paths if path != request.picture])
-        if request.format in ("triton", "bundle"):
-            written.insert(0, request.output)  # their writers rename the folder into place themselves
         if request.picture in staged.paths:
             try:
                 written += staged.commit(request.picture)
@@ -232,47 +230,39 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
         else:
             report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
     elif request.format == "triton":
-        _write_triton(graphs, request, report)
+        _write_triton(graphs, request, report, staged)
     elif request.format == "bundle":
-        _write_bundle(graphs, request, report)
+        _write_bundle(graphs, request, report, staged)
 
 
 def _saved(graphs: dict, folder: Path) -> dict[str, Path]:
-    """Each precision's graph saved in `folder` as <precision>.onnx: {precision: path}."""
+    """Each precision's graph saved in `folder` as <precision>.onnx, for the checks that read files: {precision: path}."""
     paths = {precision: folder / f"{precision}.onnx" for precision in graphs}
     for precision, graph in graphs.items():
         onnx.save(graph, str(paths[precision]))
     return paths
 
 
-def _write_bundle(graphs: dict, request: ExportRequest, report: Report) -> None:
-    from dattn.export.bundle import DEFAULT_MAX_BATCH, write_bundle
+def _write_bundle(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export.bundle import stage_bundle
 
-    with tempfile.TemporaryDirectory(prefix="dattn-bundle-") as folder:
-        paths = _saved(graphs, Path(folder))
-        _say(f"writing the Jetson bundle {request.output}")
-        write_bundle(request.output, paths["fp32"], paths.get("int8"), paths.get("fp16"),
-                     max_batch=request.batch if request.batch > 1 else DEFAULT_MAX_BATCH, precision=request.precision)
+    _say(f"writing the Jetson bundle {request.output}")
+    stage_bundle(staged, request.output, graphs["fp32"], graphs.get("int8"), graphs.get("fp16"), precision=request.precision)
     report.lines.append(f"bundle: {', '.join(f'{p.upper()} ONNX' for p in graphs)}, build_engine.sh builds the "
                         f"{request.precision.upper()} engine on the device (see its README.md)")
 
-def _write_triton(graphs: dict, request: ExportRequest, report: Report) -> None:
-    from dattn.export.triton import write_triton_repository
 
-    graph = graphs[request.precision]
-    with tempfile.TemporaryDirectory(prefix="dattn-triton-") as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        onnx.save(graph, str(onnx_path))
-        engine_path = None
-        if request.tensorrt_module is not None:
-            engine_path = Path(folder) / "model.engine"
-            engine_path.write_bytes(_engine(graphs, request, report))
-        _say(f"writing the Triton model repository {request.output}")
-        write_triton_repository(request.output, onnx_path, engine_path, name=request.serving["name"],
-                                queue_delay_us=request.serving["queue_delay_us"], instances=request.serving["instances"],
-                                conf=request.conf)
-    report.lines.append(f"Triton repository: model {request.serving['name']} "
-                        f"({'tensorrt_plan' if engine_path else 'onnxruntime_onnx'}) and {request.serving['name']}_ensemble")
+def _write_triton(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export.triton import stage_triton_repository
+
+    engine = _engine(graphs, request, report) if request.tensorrt_module is not None else None
+    _say(f"writing the Triton model repository {request.output}")
+    stage_triton_repository(staged, request.output, graphs[request.precision], engine, name=request.serving["name"],
+                            queue_delay_us=request.serving["queue_delay_us"], instances=request.serving["instances"],
+                            conf=request.conf)
+    name = request.serving["name"]
+    report.lines.append(f"Triton repository: model {name} ({'tensorrt_plan' if engine else 'onnxruntime_onnx'}) and "
+                        f"{name}_ensemble (its README.md and client.py say how to serve and query it)")
 
 
 def _engine_graph(graphs: dict, request: ExportRequest) -> onnx.ModelProto:
