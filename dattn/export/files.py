@@ -91,19 +91,21 @@ class StagedOutputs:
     def __init__(self):
         self._outputs: dict[Path, _Output] = {}  # top-level destinations (normalised) -> output
         self._claimed: set[Path] = set()  # every destination staged, top-level or inside a staged folder
-        self._folders: dict[Path, Path] = {}  # staged folders (normalised destination) -> where they are now
+        self._folders: dict[Path, Path] = {}  # staged folders (absolute destination) -> where they are now
 
     @staticmethod
     def _key(path: Path) -> Path:
+        """A top-level destination, normalised: two spellings of one path (through links, '..') are one key."""
         return path.parent.resolve() / path.name
 
     def _claim(self, path: Path, kind: str) -> tuple[Path, Path | None]:
         """(normalised destination, its place inside a staged folder, or None for a top-level output)."""
-        key = self._key(path)
+        spelled = Path(os.path.abspath(path))  # never resolved: a link at a staged folder's place is being replaced
+        inside = self._folders[spelled.parent] / spelled.name if spelled.parent in self._folders else None
+        key = spelled if inside is not None else self._key(path)
         if key in self._claimed:
             raise ConfigError(f"{path}: two outputs of this export would be written to this one path; "
                               "give them different names")
-        inside = self._folders[key.parent] / key.name if key.parent in self._folders else None
         if inside is None and kind != "removal":
             check_destination(path, kind)
         self._claimed.add(key)
@@ -157,7 +159,7 @@ class StagedOutputs:
                 where = inside
             else:
                 where, _ = self._reserve(key, path, "folder", os.mkdir)
-        self._folders[key] = where
+        self._folders[Path(os.path.abspath(path))] = where
         return where
 
     def copy_tree(self, path: Path, source: Path, skip: tuple[str, ...] = ()) -> None:
@@ -203,17 +205,19 @@ class StagedOutputs:
                         placed.append(output)
                         os.rename(output.temporary, output.destination)
         except BaseException:
-            for output in reversed(placed):
+            for output in reversed(placed):  # back to their temporary names, which discard() removes
                 if not os.path.lexists(output.temporary):
-                    os.rename(output.destination, output.temporary)
+                    with contextlib.suppress(OSError):
+                        os.rename(output.destination, output.temporary)
             for destination, old in reversed(aside):
                 if os.path.lexists(old):
-                    os.rename(old, destination)
+                    with contextlib.suppress(OSError):
+                        os.rename(old, destination)
             raise
         for output in outputs:
-            key = self._key(output.destination)
-            del self._outputs[key]
-            self._folders = {k: v for k, v in self._folders.items() if k != key and key not in k.parents}
+            del self._outputs[self._key(output.destination)]
+            spelled = Path(os.path.abspath(output.destination))
+            self._folders = {k: v for k, v in self._folders.items() if k != spelled and spelled not in k.parents}
         for _, old in aside:
             _remove(old)
         return [output.destination for output in outputs if output.temporary is not None]
