@@ -397,3 +397,19 @@ def test_everything_written_gets_the_umask_copies_included(onnx_files, tmp_path)
     modes = {str(p.relative_to(repository)): oct(p.stat().st_mode & 0o777) for p in [repository, *repository.rglob("*")]}
     assert any(name.endswith("1/dattn/runtime/postprocess.py") for name in modes)
     assert {name for name, mode in modes.items() if mode != ("0o750" if (repository / name).is_dir() else "0o640")} == set()
+
+
+def test_every_python_template_is_plain_python_and_the_client_queries_its_own_ensemble(onnx_files, tmp_path):
+    """Nothing is filled into .py files (linters read them as they are); client.py takes its ensemble's folder name."""
+    import ast
+
+    from dattn.export.bundle import TEMPLATES as BUNDLE_FILES
+    from dattn.export.triton import FILES
+
+    for path in [*FILES.glob("*.py"), *BUNDLE_FILES.glob("*.py")]:
+        ast.parse(path.read_text(), filename=str(path))
+    repository = write_triton_repository(tmp_path / "repo", onnx_files["static"], name=NAME)
+    client = repository / f"{NAME}_ensemble" / "client.py"
+    assert client.read_bytes() == (FILES / "client.py").read_bytes()
+    result = subprocess.run([sys.executable, str(client), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and f"(default: {NAME}_ensemble)" in result.stdout, result.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from dattn.errors import VerificationError
+from dattn.errors import ConfigError, VerificationError
 from dattn.export import pipeline
 from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
@@ -77,8 +77,8 @@ def export(weights, format=None, imgsz=640, batch=1, dynamic=False, opset=None, 
         if request.picture in staged.paths:
             try:
                 written += staged.commit(request.picture)
-            except OSError as e:  # the picture is a by-product: say so, keep the export
-                report.warnings.append(f"could not write {request.picture} ({e.strerror or e})")
+            except (ConfigError, OSError) as e:  # the picture is a by-product: say so, keep the export
+                report.warnings.append(f"could not write {request.picture} ({getattr(e, 'strerror', None) or e})")
     report.lines.append("wrote " + ", ".join(str(p) for p in written))
     _summary(request, report, time.perf_counter() - started)
     return request.output
@@ -181,7 +181,8 @@ def _verify(model, graphs: dict, request: ExportRequest, report: Report, staged:
             failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
         _write_picture(picture, model, request, report, staged)
         if failures:
-            staged.commit(request.picture)
+            if request.picture in staged.paths:
+                staged.commit(request.picture)
             raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
                                     f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
         if request.dataset is not None and request.dataset.data_yaml is not None:
@@ -192,7 +193,10 @@ def _write_picture(picture, model, request: ExportRequest, report: Report, stage
     from dattn.export import verify as v
 
     png = v.side_by_side_png(*picture, names=dict(model.names), right_title=f"ONNX Runtime ({request.precision.upper()})")
-    staged.file(request.picture, png)
+    try:
+        staged.file(request.picture, png)
+    except (ConfigError, OSError) as error:  # the picture is a by-product: say so, keep the export
+        report.warnings.append(f"could not write {request.picture} ({getattr(error, 'strerror', None) or error})")
 
 
 def _compare_map(paths: dict[str, Path], request: ExportRequest, report: Report) -> None:
