@@ -245,3 +245,21 @@ def test_a_missing_folder_is_named(tmp_path):
     with StagedOutputs() as staged, pytest.raises(OSError, match="cannot be written, folder .*nodir does not exist") as error:
         staged.file(tmp_path / "nodir" / "x.onnx", b"x")
     assert error.value.filename == str(tmp_path / "nodir" / "x.onnx")
+
+
+def test_a_folder_that_changed_after_staging_is_never_deleted(tmp_path):
+    """Writers check what they replace when they stage (an empty bundle folder, a Triton model folder of their own);
+    what appeared afterwards is not theirs to delete."""
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "stale").mkdir()
+    with StagedOutputs() as staged:
+        staged.folder(tmp_path / "bundle")
+        staged.remove(tmp_path / "stale")
+        staged.folder(tmp_path / "repo")
+        (tmp_path / "bundle" / "yours.txt").write_text("written meanwhile")
+        (tmp_path / "repo").mkdir()
+        before = {name: value for name, value in listing(tmp_path).items() if not name.startswith(".")}
+        for path in (tmp_path / "bundle", tmp_path / "repo"):
+            with pytest.raises(ConfigError, match=f"{path.name}: changed while this export ran"):
+                staged.commit(tmp_path / "stale", path)
+    assert listing(tmp_path) == before

@@ -59,11 +59,21 @@ def _hidden_name(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
 
 
+def _signature(path: Path) -> tuple | None:
+    """What tells whether a folder at `path` changed (appeared, went, was swapped, gained or lost an entry)."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino, found.st_mode, found.st_mtime_ns
+
+
 @dataclass
 class _Output:
     destination: Path
     kind: str  # file | folder | removal
     temporary: Path | None  # None for a removal
+    seen: tuple | None = None  # a folder or removal: the destination as it was when staged (see _signature)
 
 
 def _kept_mode(path: Path) -> int | None:
@@ -158,7 +168,9 @@ class StagedOutputs:
                 os.mkdir(inside)  # 0o777 minus the umask
                 where = inside
             else:
+                seen = _signature(path)
                 where, _ = self._reserve(key, path, "folder", os.mkdir)
+                self._outputs[key].seen = seen
         self._folders[Path(os.path.abspath(path))] = where
         return where
 
@@ -180,7 +192,7 @@ class StagedOutputs:
         key, inside = self._claim(path, "removal")
         if inside is not None:
             raise ConfigError(f"{path}: is inside a folder this export writes; there is nothing to remove")
-        self._outputs[key] = _Output(path, "removal", None)
+        self._outputs[key] = _Output(path, "removal", None, _signature(path))
 
     @property
     def paths(self) -> list[Path]:
@@ -190,13 +202,17 @@ class StagedOutputs:
     def commit(self, *paths: Path) -> list[Path]:
         """Put the staged `paths` in place (and remove those staged for removal) together: whatever is there is moved
         aside first and deleted once all are in place; a failure or an interruption midway puts everything back.
-        Returns the destinations written."""
+        A folder (or a removal) whose destination changed since it was staged is refused (ConfigError): what is
+        deleted is only ever what the writer saw. Returns the destinations written."""
         outputs = [self._outputs[self._key(Path(path))] for path in paths]
         aside, placed = [], []  # each recorded before its rename, so that an interruption can be undone
         try:
             for output in outputs:
                 if output.temporary is not None:
                     check_destination(output.destination, output.kind)  # nothing odd appeared there meanwhile
+                if output.kind != "file" and _signature(output.destination) != output.seen:
+                    raise ConfigError(f"{output.destination}: changed while this export ran, so it was left as it is; "
+                                      "run the export again")
                 with _naming(output.destination):
                     if os.path.lexists(output.destination):
                         aside.append((output.destination, _hidden_name(output.destination, ".old")))
