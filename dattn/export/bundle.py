@@ -124,7 +124,9 @@ def archive_path(out_dir: Path) -> Path:
     return out_dir.with_name(out_dir.name + ".tar.gz")
 
 
-def write_bundle(out_dir: str | os.PathLike, onnx_fp32, onnx_int8=None, onnx_fp16=None, uses_plugin: bool | None = None,
+def write_bundle(out_dir: str | os.PathLike, onnx_fp32: onnx.ModelProto | str | os.PathLike,
+                 onnx_int8: onnx.ModelProto | str | os.PathLike | None = None,
+                 onnx_fp16: onnx.ModelProto | str | os.PathLike | None = None, uses_plugin: bool | None = None,
                  dynamic: bool | None = None, imgsz=None, batch: int | None = None, max_batch: int | None = None,
                  precision: str = "fp16", archive: bool = False) -> Path:
     """Write the bundle folder `out_dir` (and `out_dir`.tar.gz with `archive`); returns the folder, or the tarball.
