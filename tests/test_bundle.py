@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -89,7 +90,7 @@ def test_files_present(exports, tmp_path):
     metadata = json.loads((bundle / "model.json").read_text())
     assert metadata["names"] == {"0": "box", "1": "disc"} and metadata["imgsz"] == [160, 160]
     readme = (bundle / "README.md").read_text()
-    assert "@@" not in readme and "2 classes (box, disc)" in readme and "1x3x160x160" in readme
+    assert not re.search(r"@[A-Z_]+@", readme) and "2 classes (box, disc)" in readme and "1x3x160x160" in readme
 
 
 def test_plugin_sources_travel_when_the_graph_uses_the_plugin(exports, tmp_path):
@@ -113,13 +114,55 @@ def test_archive(exports, tmp_path):
 def test_bad_requests(exports, tmp_path):
     (tmp_path / "bundle").mkdir()
     (tmp_path / "bundle" / "keep.txt").write_text("mine")
+    os.mkfifo(tmp_path / "fifo")
     with pytest.raises(ConfigError, match="not an empty folder"):
         _bundle(tmp_path, exports["static"])
     with pytest.raises(ConfigError, match="dynamic=True but the ONNX says False"):
         write_bundle(tmp_path / "other", exports["static"], dynamic=True)
     with pytest.raises(ConfigError, match="pass onnx_int8"):
         write_bundle(tmp_path / "other", exports["static"], precision="int8")
-    assert not (tmp_path / "other").exists() and (tmp_path / "bundle" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="fifo: is a device, FIFO or socket"):
+        write_bundle(tmp_path / "fifo", exports["static"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "fifo"]
+    assert (tmp_path / "bundle" / "keep.txt").read_text() == "mine"
+
+
+def _contents(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in sorted(folder.rglob("*"))}
+
+
+def test_graphs_may_be_given_in_memory(exports, int8_onnx, tmp_path):
+    import onnx
+
+    from_files = write_bundle(tmp_path / "files", exports["static"], onnx_int8=int8_onnx, precision="int8")
+    in_memory = write_bundle(tmp_path / "memory", onnx.load(str(exports["static"])), onnx_int8=onnx.load(str(int8_onnx)),
+                             precision="int8")
+    assert _contents(in_memory) == _contents(from_files)
+    assert {"model.onnx", "model_int8.onnx"} <= set(_contents(in_memory))
+
+
+WRITE_UNDER_UMASK_027 = """
+import os, sys
+from dattn.export.bundle import write_bundle
+
+os.umask(0o027)
+write_bundle(sys.argv[1], sys.argv[2], archive=True)
+"""
+
+
+def test_everything_written_gets_the_umask_copies_included(exports, tmp_path):
+    """Under umask 027: folders and the two scripts 0750, every other file 0640 (the copied runtime too)."""
+    from conftest import run_python
+
+    bundle = tmp_path / "bundle"
+    run_python(["-c", WRITE_UNDER_UMASK_027, str(bundle), str(exports["plugin"])])
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")}
+    assert "bundle/dattn/runtime/predict.py" in modes and "bundle/plugin/CMakeLists.txt" in modes
+    executable = {"bundle/build_engine.sh", "bundle/run.py"}
+    assert {name for name, mode in modes.items()
+            if mode != ("0o750" if (tmp_path / name).is_dir() or name in executable else "0o640")} == set()
+    with tarfile.open(tmp_path / "bundle.tar.gz") as tar:
+        assert {m.name: oct(m.mode) for m in tar.getmembers() if m.name in executable} == {n: "0o750" for n in executable}
 
 
 def test_scripts_pass_bash_n_and_shellcheck(exports, tmp_path):

@@ -39,12 +39,23 @@ def _export_process(*args, cwd, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_verification_cleans_up_and_exits_conventionally(weights, tmp_path, signum, status):
+def _shared_repository(folder: Path) -> Path:
+    """Where the folder formats write: a Triton repository holding the user's things, or an empty bundle folder."""
+    folder.mkdir()
+    (folder / "NOTES.txt").write_text("my notes")
+    (folder / "detector").mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("signum, status, format", [(signal.SIGTERM, 143, "onnx"), (signal.SIGINT, 130, "onnx"),
+                                                    (signal.SIGTERM, 143, "triton"), (signal.SIGINT, 130, "bundle")])
+def test_a_signal_during_verification_cleans_up_and_exits_conventionally(weights, tmp_path, signum, status, format):
     out, temporary = tmp_path / "out", tmp_path / "tmp"
     out.mkdir()
     temporary.mkdir()
-    process = _export_process("--weights", weights, "--imgsz", IMGSZ, "--output", out / "t.onnx", "--dynamic",
+    output = {"onnx": out / "t.onnx", "triton": _shared_repository(out / "repo"), "bundle": out / "bundle"}[format]
+    before = _listing(out)
+    process = _export_process("--weights", weights, "--imgsz", IMGSZ, "--output", output, "--dynamic", "--format", format,
                               cwd=tmp_path, env={"TMPDIR": str(temporary)})
     seen = []
     for line in process.stderr:  # signalled once verification has begun: the graphs then sit in temporary files
@@ -57,11 +68,61 @@ def test_a_signal_during_verification_cleans_up_and_exits_conventionally(weights
     _, rest = process.communicate(timeout=120)
     stderr = "".join(seen) + rest
     assert process.returncode == status, stderr[-2000:]
-    assert _listing(out) == [], "the staged files were left behind"
+    assert _listing(out) == before, "the staged files were left behind"
     # ONNX Runtime keeps a session-id file (.ses) in TMPDIR; the export's own temporary files all start so:
     assert not [name for name in _listing(temporary) if name.startswith(("dattn-", "tmp"))], "temporary files left behind"
     last = stderr.strip().splitlines()[-1]
     assert "Traceback" not in stderr and ("interrupted" in last or status == 143)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs: every export's first large file fills it (needs root and a kernel that lets us mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+@pytest.mark.parametrize("format", ["onnx", "triton", "bundle"])
+def test_a_full_disk_names_the_output_and_leaves_nothing_behind(weights, tmp_path, full_disk, format):
+    output = {"onnx": full_disk / "m.onnx", "triton": _shared_repository(full_disk / "repo"), "bundle": full_disk / "bundle"}[format]
+    before = _listing(full_disk)
+    result = _cli("--weights", weights, "--imgsz", IMGSZ, "--format", format, "--output", output, "--no-verify",
+                  env={"TMPDIR": str(tmp_path)})
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"error: {output}" in last and last.endswith("No space left on device"), last
+    assert _listing(full_disk) == before
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_alone(weights, tmp_path):
+    """--output /dev/null as root would replace the system's /dev/null: a FIFO stands in for it here."""
+    fifo = tmp_path / "fifo.onnx"
+    os.mkfifo(fifo)
+    result = _cli("--weights", weights, "--imgsz", IMGSZ, "--output", fifo, "--no-verify")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "is a device, FIFO or socket" in result.stderr.strip().splitlines()[-1]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert _listing(tmp_path) == ["fifo.onnx", "w", "w/best.pt"]
+
+
+@pytest.mark.skipif(pytest.importorskip("importlib").util.find_spec("tensorrt_rtx") is None, reason="needs tensorrt_rtx")
+def test_a_kept_onnx_never_takes_the_engines_path(weights, tmp_path):
+    """--format engine --keep-onnx --output x.onnx: the engine and the kept ONNX would share one path."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ConfigError, match="x.onnx"):
+        dattn.export(weights, format="engine", target="trt-rtx", imgsz=IMGSZ, output=out / "x.onnx", keep_onnx=True,
+                     verify=False)
+    assert _listing(out) == []
 
 
 def test_outputs_get_the_umask_and_keep_a_replaced_files_mode(weights, tmp_path):

@@ -37,7 +37,7 @@ def _refused(weights, message, **options):
     ({"max_map_drop": float("nan"), "int8": True, "data": "."}, "--max-map-drop must be 0 or more"),
     ({"end2end": "yes"}, "--end2end must be True, False or None"),
     ({"output": "a\nb.onnx"}, "a path with a line break"),
-    ({"output": os.devnull}, "is a device or other special file"),
+    ({"output": os.devnull}, "is a device, FIFO or socket"),
 ])
 def test_bad_options_are_refused_before_any_work(recipe_weights, options, message):
     _refused(recipe_weights, message, **options)

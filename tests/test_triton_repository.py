@@ -19,8 +19,8 @@ import pytest
 from trt_headers import tensorrt10_include_dir
 
 import dattn
-from dattn.errors import ConfigError
-from dattn.export.triton import MARKER, check_repository_target, write_triton_repository
+from dattn.errors import ConfigError, PluginError
+from dattn.export.triton import MARKER, check_repository_target, model_folders, write_triton_repository
 from dattn.runtime.engine_file import parse_engine_bytes
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient is not installed (pip install '.[dev]')")
@@ -186,55 +186,129 @@ def test_python_backend_files_are_python_3_6_compatible(onnx_files, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-def test_rewriting_an_earlier_repository_of_the_same_model_replaces_it(onnx_files, tmp_path):
-    out = tmp_path / "repo"
+def plugin_engine(onnx_files, rtx_engine, folder: Path) -> Path:
+    """The engine file dattn writes for the plugin graph: its header, with the plan RTX built from the native graph
+    (RTX's parser cannot build the plugin graph, see test_trt_plugin_tensorrt_rtx.py; the writer reads the header)."""
+    from dattn.export.tensorrt import engine_metadata
+
+    meta = json.dumps(engine_metadata(onnx.load(str(onnx_files["plugin"])))).encode()
+    engine = folder / "plugin.engine"
+    engine.write_bytes(len(meta).to_bytes(4, "little") + meta + parse_engine_bytes(rtx_engine.read_bytes()).plan)
+    return engine
+
+
+def shared_repository(folder: Path, onnx_files) -> Path:
+    """A repository holding what is not this export's: notes, the user's own model, another dattn model, the input."""
+    folder.mkdir()
+    (folder / "NOTES.txt").write_text("my notes")
+    (folder / "detector" / "1").mkdir(parents=True)
+    (folder / "detector" / "config.pbtxt").write_text('name: "detector"\nbackend: "python"\n')
+    shutil.copy(onnx_files["static"], folder / "static.onnx")
+    write_triton_repository(folder, folder / "static.onnx", name="other")
+    return folder
+
+
+def test_an_export_replaces_its_own_folders_and_nothing_else_in_a_shared_repository(onnx_files, tmp_path):
+    out = shared_repository(tmp_path / "repo", onnx_files)
+    others = snapshot(out)
     write_triton_repository(out, onnx_files["static"], name=NAME)
-    (out / "stale.txt").write_text("left from before")
+    (out / NAME / "1" / "left.txt").write_text("left from before")
     write_triton_repository(out, onnx_files["dynamic"], name=NAME, max_batch_size=4)
-    assert not (out / "stale.txt").exists()
-    assert parsed_configs(out)[NAME].max_batch_size == 4
-    assert json.loads((out / MARKER).read_text())["name"] == NAME
+
+    ours = set(model_folders(NAME))
+    assert {k: v for k, v in snapshot(out).items() if Path(k).parts[0] not in ours} == others
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*ours, *model_folders("other"), "NOTES.txt", "detector", "static.onnx"])
+    assert not (out / NAME / "1" / "left.txt").exists()
+    configs = parsed_configs(out)
+    assert configs[NAME].max_batch_size == 4 and configs["other"].max_batch_size == 1
+    for folder in ours:
+        assert json.loads((out / folder / MARKER).read_text())["model"] == NAME
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no staging or old folders left beside it
 
 
-@pytest.mark.parametrize("case, match", [
-    ("not a repository", "not a dattn Triton repository"),
-    ("other model", "holds the Triton repository of model 'other'"),
-    ("a file", "exists and is not a folder"),
-    ("bad name", "model name 'my model'"),
-    ("slash in name", "model name 'a/b'"),
-    ("dotted name", "model name '..'"),
-    ("plugin onnx without engine", "only TensorRT runs"),
-    ("plugin engine without library", "no plugin library was given"),
-    ("engine on cpu", "runs on a GPU"),
-    ("bad iou", "iou must be in"),
-    ("not onnx", "not a readable ONNX model"),
-])
-def test_bad_input_is_one_config_error_and_writes_nothing(onnx_files, rtx_engine, tmp_path, monkeypatch, case, match):
-    from dattn.export.tensorrt import engine_metadata
+def test_a_later_export_removes_the_folders_it_no_longer_writes(onnx_files, rtx_engine, tmp_path):
+    """A plugin engine has no ONNX Runtime flavour: the earlier export's <name>_python folders go."""
+    out = shared_repository(tmp_path / "repo", onnx_files)
+    write_triton_repository(out, onnx_files["static"], name=NAME)
+    assert (out / f"{NAME}_python").is_dir() and (out / f"{NAME}_python_ensemble").is_dir()
+    library = tmp_path / "libdattn_trt_plugins.so"
+    library.write_bytes(b"stands in for the library: the writer copies it, TensorRT loads it")
+    write_triton_repository(out, onnx_files["plugin"], plugin_engine(onnx_files, rtx_engine, tmp_path), name=NAME,
+                            plugin_library=library)
+    assert not (out / f"{NAME}_python").exists() and not (out / f"{NAME}_python_ensemble").exists()
+    assert (out / NAME / "plugin" / library.name).read_bytes() == library.read_bytes()
+    assert parsed_configs(out)[NAME].platform == "tensorrt_plan"
+    assert {f"other{suffix}" for suffix in ("", "_python", "_python_ensemble")} <= {p.name for p in out.iterdir()}
 
+
+@pytest.mark.parametrize("case", ["foreign folder", "another model's folder", "a symlink", "a file"])
+def test_a_folder_of_the_models_names_that_dattn_did_not_write_for_it_is_refused(onnx_files, tmp_path, case):
+    out = tmp_path / "repo"
+    out.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "mine.txt").write_text("mine")
+    if case == "foreign folder":
+        (out / f"{NAME}_preprocess").mkdir()
+        (out / f"{NAME}_preprocess" / "config.pbtxt").write_text("name: 'mine'")
+        match = f"{NAME}_preprocess: exists and was not written by dattn"
+    elif case == "another model's folder":  # model "shapes" owns shapes_python, the detector of a model "shapes_python"
+        write_triton_repository(out, onnx_files["static"], name=NAME)
+        match = f"belongs to the dattn model '{NAME}', not '{NAME}_python'"
+    elif case == "a symlink":
+        (out / f"{NAME}_ensemble").symlink_to(target)
+        match = "not written by dattn"
+    else:
+        (out / NAME).write_text("a file")
+        match = "not written by dattn"
+    name = f"{NAME}_python" if case == "another model's folder" else NAME
+    before = snapshot(tmp_path)
+    with pytest.raises(ConfigError, match=match) as error:
+        write_triton_repository(out, onnx_files["static"], name=name)
+    assert "\n" not in str(error.value)
+    assert snapshot(tmp_path) == before
+    with pytest.raises(ConfigError, match=match):  # what an exporter checks before its long export
+        check_repository_target(out, name)
+
+
+def with_names(onnx_path: Path, names: str, folder: Path) -> Path:
+    """A copy of the exported ONNX whose `names` metadata is `names`, as another tool might write it."""
+    model = onnx.load(str(onnx_path))
+    next(p for p in model.metadata_props if p.key == "names").value = names
+    path = folder / "renamed.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, error, match", [
+    ("a file", ConfigError, "is a file, which dattn does not replace with a folder"),
+    ("a fifo", ConfigError, "is a device, FIFO or socket"),
+    ("bad name", ConfigError, "model name 'my model'"),
+    ("slash in name", ConfigError, "model name 'a/b'"),
+    ("dotted name", ConfigError, "model name '..'"),
+    ("plugin onnx without engine", ConfigError, "only TensorRT runs"),
+    ("plugin engine without library", PluginError, "DATTN_TRT_PLUGIN=.* does not exist: run `dattn plugin build`.*plugin_library="),
+    ("engine on cpu", ConfigError, "runs on a GPU"),
+    ("bad iou", ConfigError, "iou must be in"),
+    ("not onnx", ConfigError, "not a readable ONNX model"),
+    ("raw carriage return in names", ConfigError, "names metadata .* is not a dict of class ids to names"),
+    ("names not a dict", ConfigError, "names metadata .* is not a dict of class ids to names"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(onnx_files, rtx_engine, tmp_path, monkeypatch, case, error, match):
     monkeypatch.setenv("DATTN_TRT_PLUGIN", str(tmp_path / "nowhere" / "libdattn_trt_plugins.so"))  # no library found
     out, kwargs = tmp_path / "out", {"name": NAME}
     onnx_path, engine = onnx_files["dynamic"], None
-    if case == "not a repository":
-        out.mkdir()
-        (out / "notes.txt").write_text("mine")
-    elif case == "other model":
-        write_triton_repository(out, onnx_path, name="other")
-    elif case == "a file":
+    if case == "a file":
         out.write_text("a file")
+    elif case == "a fifo":
+        os.mkfifo(out)
     elif case in ("bad name", "slash in name", "dotted name"):
         kwargs["name"] = {"bad name": "my model", "slash in name": "a/b", "dotted name": ".."}[case]
     elif case == "plugin onnx without engine":
         onnx_path = onnx_files["plugin"]
     elif case == "plugin engine without library":
-        # The header dattn writes for the plugin graph; the plan is RTX's from the native graph, since RTX's parser
-        # cannot build the plugin graph (see test_trt_plugin_tensorrt_rtx.py). The writer reads only the header.
-        meta = json.dumps(engine_metadata(onnx.load(str(onnx_files["plugin"])))).encode()
-        plan = parse_engine_bytes(rtx_engine.read_bytes()).plan
-        engine = tmp_path / "plugin.engine"
-        engine.write_bytes(len(meta).to_bytes(4, "little") + meta + plan)
-        onnx_path = onnx_files["plugin"]
+        onnx_path, engine = onnx_files["plugin"], plugin_engine(onnx_files, rtx_engine, tmp_path)
     elif case == "engine on cpu":
         onnx_path, engine, kwargs["device"] = onnx_files["static"], rtx_engine, "cpu"
     elif case == "bad iou":
@@ -242,14 +316,37 @@ def test_bad_input_is_one_config_error_and_writes_nothing(onnx_files, rtx_engine
     elif case == "not onnx":
         onnx_path = tmp_path / "broken.onnx"
         onnx_path.write_bytes(b"\x00not a model")
+    elif case == "raw carriage return in names":
+        onnx_path = with_names(onnx_files["dynamic"], "{0: 'box\r', 1: 'disc'}", tmp_path)
+    elif case == "names not a dict":
+        onnx_path = with_names(onnx_files["dynamic"], "['box', 'disc']", tmp_path)
     before = snapshot(tmp_path)
-    with pytest.raises(ConfigError, match=match) as error:
+    with pytest.raises(error, match=match) as raised:
         write_triton_repository(out, onnx_path, engine, **kwargs)
-    assert "\n" not in str(error.value)
+    assert "\n" not in str(raised.value)
     assert snapshot(tmp_path) == before
-    if case in ("not a repository", "other model", "a file", "bad name", "slash in name", "dotted name"):
+    if case in ("a file", "a fifo", "bad name", "slash in name", "dotted name"):
         with pytest.raises(ConfigError, match=match):  # what an exporter checks before its long export
             check_repository_target(out, kwargs["name"])
+
+
+def test_control_characters_in_metadata_are_escaped_in_the_configs(onnx_files, tmp_path):
+    """Names are the ONNX's metadata verbatim: a raw carriage return between its tokens is valid Python, and the
+    configs must carry it through Triton's parser unchanged."""
+    names = "{0: 'box',\r 1: 'disc\\r\\n'}"
+    repository = write_triton_repository(tmp_path / "repo", with_names(onnx_files["dynamic"], names, tmp_path), name=NAME)
+    configs = parsed_configs(repository)
+    assert configs[f"{NAME}_ensemble"].parameters["names"].string_value == names
+    assert configs[NAME].parameters["names"].string_value == names
+
+
+def test_the_graph_and_the_engine_may_be_given_in_memory(onnx_files, rtx_engine, tmp_path):
+    from_files = write_triton_repository(tmp_path / "files", onnx_files["static"], rtx_engine, name=NAME)
+    in_memory = write_triton_repository(tmp_path / "memory", onnx.load(str(onnx_files["static"])),
+                                        rtx_engine.read_bytes(), name=NAME)
+    assert snapshot(in_memory) == snapshot(from_files)
+    plain = write_triton_repository(tmp_path / "plain", onnx.load(str(onnx_files["static"])), name=NAME)
+    assert onnx.load(str(plain / NAME / "1" / "model.onnx")) == onnx.load(str(onnx_files["static"]))
 
 
 @pytest.mark.slow
@@ -276,13 +373,43 @@ def test_plugin_engine_ships_the_library_and_the_plugin_sources(onnx_files, rtx_
     configs = parsed_configs(repository)
     assert configs[NAME].platform == "tensorrt_plan"
     assert f"{NAME}_python" not in configs  # ONNX Runtime cannot run the plugin node
-    readme = (repository / "README.md").read_text()
+    readme = (repository / f"{NAME}_ensemble" / "README.md").read_text()
     assert f"--backend-config=tensorrt,plugins=/models/{NAME}/plugin/{library.name}" in readme
     assert f"LD_PRELOAD=/models/{NAME}/plugin/{library.name}" in readme
 
 
-def test_the_written_files_have_ordinary_permissions(onnx_files, tmp_path):
+WRITE_UNDER_UMASK_027 = """
+import os, sys
+from dattn.export.triton import write_triton_repository
+
+os.umask(0o027)
+write_triton_repository(sys.argv[1], sys.argv[2], name=sys.argv[3])
+"""
+
+
+def test_everything_written_gets_the_umask_copies_included(onnx_files, tmp_path):
+    """Under umask 027 every folder is 0750 and every file 0640: the copied runtime, model.py and ONNX too."""
+    from conftest import run_python
+
+    repository = tmp_path / "repo"
+    run_python(["-c", WRITE_UNDER_UMASK_027, str(repository), str(onnx_files["static"]), NAME])  # a new repository
+    run_python(["-c", WRITE_UNDER_UMASK_027, str(repository), str(onnx_files["static"]), "second"])  # an existing one
+    modes = {str(p.relative_to(repository)): oct(p.stat().st_mode & 0o777) for p in [repository, *repository.rglob("*")]}
+    assert any(name.endswith("1/dattn/runtime/postprocess.py") for name in modes)
+    assert {name for name, mode in modes.items() if mode != ("0o750" if (repository / name).is_dir() else "0o640")} == set()
+
+
+def test_every_python_template_is_plain_python_and_the_client_queries_its_own_ensemble(onnx_files, tmp_path):
+    """Nothing is filled into .py files (linters read them as they are); client.py takes its ensemble's folder name."""
+    import ast
+
+    from dattn.export.bundle import TEMPLATES as BUNDLE_FILES
+    from dattn.export.triton import FILES
+
+    for path in [*FILES.glob("*.py"), *BUNDLE_FILES.glob("*.py")]:
+        ast.parse(path.read_text(), filename=str(path))
     repository = write_triton_repository(tmp_path / "repo", onnx_files["static"], name=NAME)
-    mask = os.umask(0)
-    os.umask(mask)
-    assert repository.stat().st_mode & 0o777 == 0o777 & ~mask
+    client = repository / f"{NAME}_ensemble" / "client.py"
+    assert client.read_bytes() == (FILES / "client.py").read_bytes()
+    result = subprocess.run([sys.executable, str(client), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and f"(default: {NAME}_ensemble)" in result.stdout, result.stderr

@@ -29,7 +29,7 @@ grpcclient = pytest.importorskip("tritonclient.grpc", reason="tritonclient[grpc]
 from tritonclient.utils import InferenceServerException  # noqa: E402
 
 IMGSZ = 160
-NAME = "shapes"
+NAME, OTHER = "shapes", "other"
 ENSEMBLE, DETECTOR = f"{NAME}_python_ensemble", f"{NAME}_python"
 BOX_ATOL_PX, SCORE_ATOL = 1e-3, 1e-5  # same ONNX, same ONNX Runtime: only batching may move the last float bits
 
@@ -42,12 +42,19 @@ def onnx_path(recipe_weights, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def repository(onnx_path):
-    return write_triton_repository(onnx_path.parent / "repository", onnx_path, name=NAME, max_batch_size=8)
+    """A repository shared with the user's notes and another model (the same detector, batches of at most 2)."""
+    folder = onnx_path.parent / "repository"
+    folder.mkdir()
+    (folder / "NOTES.txt").write_text("the user's notes, which Triton ignores")
+    write_triton_repository(folder, onnx_path, name=NAME, max_batch_size=8)
+    write_triton_repository(folder, onnx_path, name=OTHER, max_batch_size=2)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def server(repository):
-    with TritonServer(repository, [ENSEMBLE], repository.parent / "server", ("--exit-timeout-secs=5",)) as running:
+    with TritonServer(repository, [ENSEMBLE, f"{OTHER}_python_ensemble"], repository.parent / "server",
+                      ("--exit-timeout-secs=5",)) as running:
         yield running
 
 
@@ -118,7 +125,18 @@ def test_the_server_python_has_no_dattn_so_the_repository_copy_is_what_runs(serv
 def test_the_ensemble_and_the_models_it_uses_are_ready(server):
     with httpclient.InferenceServerClient(server.http_url) as http:
         ready = {m["name"] for m in http.get_model_repository_index() if m.get("state") == "READY"}
-    assert ready == {ENSEMBLE, DETECTOR, f"{NAME}_preprocess", f"{NAME}_postprocess"}
+    assert ready == {f"{model}{suffix}" for model in (NAME, OTHER)
+                     for suffix in ("_python_ensemble", "_python", "_preprocess", "_postprocess")}
+
+
+def test_two_models_of_one_repository_serve_side_by_side(server, image_paths, expected):
+    with httpclient.InferenceServerClient(server.http_url) as http:
+        for path in image_paths[:3]:
+            for model in (ENSEMBLE, f"{OTHER}_python_ensemble"):
+                (got,) = detections(http.infer(model, [encoded(httpclient, [path])]))
+                assert_same_detections(got, expected[path], f"{path.name} from {model}")
+        with pytest.raises(InferenceServerException, match="batch-size must be <= 2"):
+            http.infer(f"{OTHER}_python_ensemble", [encoded(httpclient, image_paths[:3])])
 
 
 @pytest.mark.parametrize("protocol", [httpclient, grpcclient], ids=["http", "grpc"])
@@ -231,7 +249,7 @@ def test_the_client_example_prints_the_pipelines_detections(server, repository, 
 
     names = ast.literal_eval({p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}["names"])
     chosen = [image_paths[0], *[p for p in image_paths if p.suffix == ".png"][:3]]
-    command = [sys.executable, str(repository / "client.py"), *map(str, chosen), "--model", ENSEMBLE,
+    command = [sys.executable, str(repository / f"{NAME}_ensemble" / "client.py"), *map(str, chosen), "--model", ENSEMBLE,
                "--url", server.grpc_url if grpc else server.http_url] + (["--grpc"] if grpc else [])
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

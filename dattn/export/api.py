@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from dattn.errors import VerificationError
+from dattn.errors import ConfigError, VerificationError
 from dattn.export import pipeline
 from dattn.export.files import StagedOutputs
 from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
@@ -73,13 +73,11 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
             report.lines.append("not verified (--no-verify)")
         _write_product(graphs, request, report, staged)
         written = staged.commit(*[path for path in staged.paths if path != request.picture])
-        if request.format in ("triton", "bundle"):
-            written.insert(0, request.output)  # their writers rename the folder into place themselves
         if request.picture in staged.paths:
             try:
                 written += staged.commit(request.picture)
-            except OSError as e:  # the picture is a by-product: say so, keep the export
-                report.warnings.append(f"could not write {request.picture} ({e.strerror or e})")
+            except (ConfigError, OSError) as e:  # the picture is a by-product: say so, keep the export
+                report.warnings.append(f"could not write {request.picture} ({getattr(e, 'strerror', None) or e})")
     report.lines.append("wrote " + ", ".join(str(p) for p in written))
     _summary(request, report, time.perf_counter() - started)
     return request.output
@@ -202,7 +200,8 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
             failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
         _write_picture(picture, model, request, report, staged)
         if failures:
-            staged.commit(request.picture)
+            if request.picture in staged.paths:
+                staged.commit(request.picture)
             raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
                                     f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
         if request.dataset is not None and request.dataset.data_yaml is not None:
@@ -213,7 +212,10 @@ def _write_picture(picture, model, request: ExportRequest, report: Report, stage
     from dattn.export import verify as v
 
     png = v.side_by_side_png(*picture, names=dict(model.names), right_title=f"ONNX Runtime ({request.precision.upper()})")
-    staged.file(request.picture, png)
+    try:
+        staged.file(request.picture, png)
+    except (ConfigError, OSError) as error:  # the picture is a by-product: say so, keep the export
+        report.warnings.append(f"could not write {request.picture} ({getattr(error, 'strerror', None) or error})")
 
 
 def _compare_map(paths: dict[str, Path], head: HeadInfo, request: ExportRequest, report: Report) -> None:
@@ -251,47 +253,39 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
         else:
             report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
     elif request.format == "triton":
-        _write_triton(graphs, request, report)
+        _write_triton(graphs, request, report, staged)
     elif request.format == "bundle":
-        _write_bundle(graphs, request, report)
+        _write_bundle(graphs, request, report, staged)
 
 
 def _saved(graphs: dict, folder: Path) -> dict[str, Path]:
-    """Each precision's graph saved in `folder` as <precision>.onnx: {precision: path}."""
+    """Each precision's graph saved in `folder` as <precision>.onnx, for the checks that read files: {precision: path}."""
     paths = {precision: folder / f"{precision}.onnx" for precision in graphs}
     for precision, graph in graphs.items():
         onnx.save(graph, str(paths[precision]))
     return paths
 
 
-def _write_bundle(graphs: dict, request: ExportRequest, report: Report) -> None:
-    from dattn.export.bundle import DEFAULT_MAX_BATCH, write_bundle
+def _write_bundle(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export.bundle import stage_bundle
 
-    with tempfile.TemporaryDirectory(prefix="dattn-bundle-") as folder:
-        paths = _saved(graphs, Path(folder))
-        _say(f"writing the Jetson bundle {request.output}")
-        write_bundle(request.output, paths["fp32"], paths.get("int8"), paths.get("fp16"),
-                     max_batch=request.batch if request.batch > 1 else DEFAULT_MAX_BATCH, precision=request.precision)
+    _say(f"writing the Jetson bundle {request.output}")
+    stage_bundle(staged, request.output, graphs["fp32"], graphs.get("int8"), graphs.get("fp16"), precision=request.precision)
     report.lines.append(f"bundle: {', '.join(f'{p.upper()} ONNX' for p in graphs)}, build_engine.sh builds the "
                         f"{request.precision.upper()} engine on the device (see its README.md)")
 
-def _write_triton(graphs: dict, request: ExportRequest, report: Report) -> None:
-    from dattn.export.triton import write_triton_repository
 
-    graph = graphs[request.precision]
-    with tempfile.TemporaryDirectory(prefix="dattn-triton-") as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        onnx.save(graph, str(onnx_path))
-        engine_path = None
-        if request.tensorrt_module is not None:
-            engine_path = Path(folder) / "model.engine"
-            engine_path.write_bytes(_engine(graphs, request, report))
-        _say(f"writing the Triton model repository {request.output}")
-        write_triton_repository(request.output, onnx_path, engine_path, name=request.serving["name"],
-                                queue_delay_us=request.serving["queue_delay_us"], instances=request.serving["instances"],
-                                conf=request.conf)
-    report.lines.append(f"Triton repository: model {request.serving['name']} "
-                        f"({'tensorrt_plan' if engine_path else 'onnxruntime_onnx'}) and {request.serving['name']}_ensemble")
+def _write_triton(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
+    from dattn.export.triton import stage_triton_repository
+
+    engine = _engine(graphs, request, report) if request.tensorrt_module is not None else None
+    _say(f"writing the Triton model repository {request.output}")
+    stage_triton_repository(staged, request.output, graphs[request.precision], engine, name=request.serving["name"],
+                            queue_delay_us=request.serving["queue_delay_us"], instances=request.serving["instances"],
+                            conf=request.conf)
+    name = request.serving["name"]
+    report.lines.append(f"Triton repository: model {name} ({'tensorrt_plan' if engine else 'onnxruntime_onnx'}) and "
+                        f"{name}_ensemble (its README.md and client.py say how to serve and query it)")
 
 
 def _engine_graph(graphs: dict, request: ExportRequest) -> onnx.ModelProto:

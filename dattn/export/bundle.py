@@ -17,23 +17,21 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import shlex
-import stat
 import tarfile
 from pathlib import Path
 
 import onnx
 
 from dattn.errors import ConfigError
-from dattn.export.files import write_atomically
-from dattn.export.runtime_tree import copy_runtime_tree
+from dattn.export.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
+from dattn.export.files import StagedOutputs, check_destination
+from dattn.export.runtime_tree import stage_runtime_tree
 from dattn.export.tensorrt import engine_metadata
+from dattn.plugin.contract import OP_TYPE
 
 TEMPLATES = Path(__file__).with_name("bundle_files")
-PLUGIN_OP = "DAttnGridSample"
 PRECISIONS = ("fp16", "fp32", "int8")
-DEFAULT_MAX_BATCH = 8
 # Plugin sources the device needs to configure and build the library (tests and the torch binding stay home).
 _PLUGIN_SKIP = ("build*", "tests", "torch_extension", "__pycache__", "*.pyc")
 
@@ -47,7 +45,7 @@ def _input_shape(model: onnx.ModelProto) -> tuple[str, list]:
 
 
 def _uses_plugin(model: onnx.ModelProto) -> bool:
-    return any(node.op_type == PLUGIN_OP for node in model.graph.node)
+    return any(node.op_type == OP_TYPE for node in model.graph.node)
 
 
 def _check_agrees(name: str, given, found) -> None:
@@ -105,53 +103,63 @@ def _readme(metadata: dict, input_name: str, dynamic: bool, shapes, uses_plugin:
                     "or newer (`pip3 install --user cmake`; JetPack 4.x's own is too old) and JetPack's nvcc "
                     "(`/usr/local/cuda/bin/nvcc`), for this GPU's compute capability, into "
                     "`plugin/build/libdattn_trt_plugins.so`; `run.py` loads it from there.\n" if uses_plugin else "")
-    text = (TEMPLATES / "README.md").read_text()
-    for key, value in (("@@SUMMARY@@", summary), ("@@INPUT_NAME@@", input_name), ("@@EXTRA_ONNX_ROWS@@", extra),
-                       ("@@PLUGIN_ROW@@", plugin_row), ("@@PLUGIN_NEEDS@@", plugin_needs)):
-        text = text.replace(key, value)
-    return text
+    return render(TEMPLATES / "README.md", {"SUMMARY": summary, "INPUT_NAME": input_name, "EXTRA_ONNX_ROWS": extra,
+                                            "PLUGIN_ROW": plugin_row, "PLUGIN_NEEDS": plugin_needs})
 
 
-def _copy_plugin(folder: Path) -> None:
-    from dattn.plugin.build import plugin_source_dir
-
-    shutil.copytree(plugin_source_dir(), folder / "plugin", ignore=shutil.ignore_patterns(*_PLUGIN_SKIP))
-
-
-def _make_executable(path: Path) -> None:
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-
-
-def check_bundle_target(out_dir: Path) -> None:
-    """ConfigError unless `out_dir` is new or an empty folder in an existing one: a bundle replaces nothing."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+def check_bundle_target(out_dir: Path, archive: bool = False) -> None:
+    """ConfigError unless `out_dir` is new or an empty folder in an existing one (and, with `archive`, its tarball
+    can be written): a bundle replaces nothing of yours."""
+    out_dir = Path(out_dir)
+    check_destination(out_dir, "folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
         raise ConfigError(f"{out_dir}: exists and is not an empty folder; remove it or choose another bundle folder")
     if not out_dir.parent.is_dir():
         raise ConfigError(f"{out_dir}: cannot be written, folder {out_dir.parent} does not exist")
+    if archive:
+        check_destination(archive_path(out_dir), "file")
 
 
-def write_bundle(out_dir: str | os.PathLike, onnx_fp32: str | os.PathLike, onnx_int8: str | os.PathLike | None = None,
-                 onnx_fp16: str | os.PathLike | None = None, uses_plugin: bool | None = None, dynamic: bool | None = None,
-                 imgsz=None, batch: int | None = None, max_batch: int = DEFAULT_MAX_BATCH, precision: str = "fp16",
-                 archive: bool = False) -> Path:
+def archive_path(out_dir: Path) -> Path:
+    return out_dir.with_name(out_dir.name + ".tar.gz")
+
+
+def write_bundle(out_dir: str | os.PathLike, onnx_fp32: onnx.ModelProto | str | os.PathLike,
+                 onnx_int8: onnx.ModelProto | str | os.PathLike | None = None,
+                 onnx_fp16: onnx.ModelProto | str | os.PathLike | None = None, uses_plugin: bool | None = None,
+                 dynamic: bool | None = None, imgsz=None, batch: int | None = None, max_batch: int | None = None,
+                 precision: str = "fp16", archive: bool = False) -> Path:
     """Write the bundle folder `out_dir` (and `out_dir`.tar.gz with `archive`); returns the folder, or the tarball.
 
-    uses_plugin, dynamic, imgsz and batch are read from the ONNX when None; given, they must agree with it.
-    max_batch: the largest batch a dynamic-batch engine takes. precision: build_engine.sh's default.
+    Each graph is an onnx.ModelProto or the path of an ONNX file. uses_plugin, dynamic, imgsz and batch are read
+    from the FP32 graph when None; given, they must agree with it. max_batch: the largest batch a dynamic-batch
+    engine takes (default: the batch the graph was exported for, when above 1, else 8). precision:
+    build_engine.sh's default. Raises ConfigError, writing nothing, for bad input.
     """
+    with StagedOutputs() as staged:
+        written = stage_bundle(staged, out_dir, onnx_fp32, onnx_int8, onnx_fp16, uses_plugin, dynamic, imgsz, batch,
+                               max_batch, precision, archive)
+        staged.commit(*staged.paths)
+    return written
+
+
+def stage_bundle(staged: StagedOutputs, out_dir: str | os.PathLike, onnx_fp32, onnx_int8=None, onnx_fp16=None,
+                 uses_plugin: bool | None = None, dynamic: bool | None = None, imgsz=None, batch: int | None = None,
+                 max_batch: int | None = None, precision: str = "fp16", archive: bool = False) -> Path:
+    """write_bundle's work, staged in `staged` for the caller to commit; returns the folder, or the tarball."""
     out_dir = Path(out_dir)
-    check_bundle_target(out_dir)
+    check_bundle_target(out_dir, archive)
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "int8" and onnx_int8 is None:
         raise ConfigError("precision int8 needs the INT8 (Q/DQ) ONNX: pass onnx_int8")
-    sources = {"fp32": Path(onnx_fp32), "fp16": onnx_fp16, "int8": onnx_int8}
-    sources = {kind: Path(path) for kind, path in sources.items() if path is not None}
-    for path in sources.values():
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such ONNX file")
+    sources = {kind: source for kind, source in (("fp32", onnx_fp32), ("fp16", onnx_fp16), ("int8", onnx_int8))
+               if source is not None}
+    for source in sources.values():
+        if not isinstance(source, onnx.ModelProto) and not Path(source).is_file():
+            raise ConfigError(f"{source}: no such ONNX file")
 
-    model = onnx.load(str(sources["fp32"]), load_external_data=False)
+    model = load_onnx(sources["fp32"])
     metadata = engine_metadata(model)
     input_name, dims = _input_shape(model)
     found_dynamic = any(d is None for d in dims[2:])
@@ -161,42 +169,30 @@ def write_bundle(out_dir: str | os.PathLike, onnx_fp32: str | os.PathLike, onnx_
     _check_agrees("imgsz", None if imgsz is None else tuple([imgsz] * 2 if isinstance(imgsz, int) else imgsz), found_imgsz)
     _check_agrees("batch", batch, dims[0])
     _check_agrees("uses_plugin", uses_plugin, found_plugin)
+    if max_batch is None:
+        exported = int(metadata.get("batch", 1))
+        max_batch = exported if exported > 1 else DEFAULT_MAX_BATCH
     shapes = profile_shapes(dims, found_imgsz, int(metadata.get("stride", 32)), max_batch)
+    batch_dynamic = found_dynamic or dims[0] is None
 
     files = {kind: ("model.onnx" if kind == "fp32" else f"model_{kind}.onnx") for kind in sources}
-    staging = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")  # renamed into place once complete
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        for kind, path in sources.items():
-            shutil.copy2(path, staging / files[kind])
-        (staging / "model.json").write_text(json.dumps(metadata, indent=1) + "\n")
-        (staging / "bundle.env").write_text(_bundle_env(files, input_name, found_dynamic or dims[0] is None, shapes,
-                                                        found_plugin, precision))
-        (staging / "README.md").write_text(_readme(metadata, input_name, found_dynamic or dims[0] is None, shapes,
-                                                   found_plugin, files))
-        for script in ("build_engine.sh", "run.py"):
-            shutil.copy2(TEMPLATES / script, staging / script)
-            _make_executable(staging / script)
-        copy_runtime_tree(staging, "as shipped in a deployment bundle")
-        if found_plugin:
-            _copy_plugin(staging)
-        if out_dir.exists():
-            out_dir.rmdir()  # empty, checked above
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if archive:
-        return write_archive(out_dir)
-    return out_dir
+    folder = staged.folder(out_dir)
+    for kind, source in sources.items():
+        stage_onnx(staged, out_dir / files[kind], source)
+    staged.file(out_dir / "model.json", json.dumps(metadata, indent=1) + "\n")
+    staged.file(out_dir / "bundle.env", _bundle_env(files, input_name, batch_dynamic, shapes, found_plugin, precision))
+    staged.file(out_dir / "README.md", _readme(metadata, input_name, batch_dynamic, shapes, found_plugin, files))
+    for script in ("build_engine.sh", "run.py"):
+        staged.copy(out_dir / script, TEMPLATES / script, executable=True)
+    stage_runtime_tree(staged, out_dir, "as shipped in a deployment bundle")
+    if found_plugin:
+        from dattn.plugin.build import plugin_source_dir
 
-
-def write_archive(folder: Path) -> Path:
-    """folder.tar.gz beside `folder`, holding it under its own name; written atomically."""
-    folder = Path(folder)
+        staged.copy_tree(out_dir / "plugin", plugin_source_dir(), skip=_PLUGIN_SKIP)
+    if not archive:
+        return out_dir
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:gz") as tar:
-        tar.add(str(folder), arcname=folder.name)
-    path = folder.with_name(folder.name + ".tar.gz")
-    write_atomically(path, data.getvalue())
-    return path
+        tar.add(str(folder), arcname=out_dir.name)
+    staged.file(archive_path(out_dir), data.getvalue())
+    return archive_path(out_dir)

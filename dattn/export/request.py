@@ -122,12 +122,11 @@ def check_output(weights: Path, output: Path, format: str) -> Path:
     special file, in a writable folder, and a path the summary's last line can print."""
     if "\n" in str(output) or "\r" in str(output):
         raise ConfigError(f"--output {str(output)!r}: a path with a line break cannot be reported on one line; rename it")
-    if output.exists() and not (output.is_file() or output.is_dir()) and not output.is_symlink():
-        raise ConfigError(f"{output}: is a device or other special file, not a file dattn may replace; pass a file path")
+    from dattn.export.files import check_destination
+
+    check_destination(output, "folder" if format in FOLDER_FORMATS else "file")
     if output.exists() and output.resolve() == weights.resolve():
         raise ConfigError(f"{output}: refusing to overwrite the input weights; pass another --output")
-    if format not in FOLDER_FORMATS and output.is_dir():
-        raise ConfigError(f"{output}: is a folder; pass a file path to --output")
     folder = output.parent
     if not folder.is_dir():
         raise ConfigError(f"{output}: cannot be written, folder {folder} does not exist")

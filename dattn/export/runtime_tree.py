@@ -7,8 +7,9 @@ reach for what the device lacks).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+
+from dattn.export.files import StagedOutputs
 
 PACKAGE = Path(__file__).resolve().parents[1]  # dattn/
 SHIPPED = ("errors.py", "runtime/*.py", "plugin/__init__.py", "plugin/contract.py", "plugin/build.py", "plugin/library.py")
@@ -19,10 +20,12 @@ def shipped_files() -> list[Path]:
     return sorted(path.relative_to(PACKAGE) for pattern in SHIPPED for path in PACKAGE.glob(pattern))
 
 
-def copy_runtime_tree(folder: Path, purpose: str) -> None:
-    """Write `folder`/dattn/ with the shipped files; `purpose` goes in its __init__'s docstring."""
+def stage_runtime_tree(staged: StagedOutputs, folder: Path, purpose: str) -> None:
+    """Stage `folder`/dattn/ (`folder` being staged) with the shipped files; `purpose` goes in its __init__'s docstring."""
     package = folder / "dattn"
+    staged.folder(package)
+    for subfolder in sorted({relative.parent for relative in shipped_files()} - {Path(".")}):
+        staged.folder(package / subfolder)
     for relative in shipped_files():
-        (package / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PACKAGE / relative, package / relative)
-    (package / "__init__.py").write_text(f'"""dattn\'s runtime alone, {purpose}."""\n')
+        staged.copy(package / relative, PACKAGE / relative)
+    staged.file(package / "__init__.py", f'"""dattn\'s runtime alone, {purpose}."""\n')

@@ -1,17 +1,19 @@
 """A Triton Inference Server model repository for an exported detector (`dattn-export --format triton`).
 
-For name "yolo" the folder holds:
+The repository folder may exist and hold anything: other models, your notes. An export of model "yolo" owns
+exactly these folders, writes them together (each staged, then renamed into place) and touches nothing else:
 
     yolo/config.pbtxt, yolo/1/model.onnx | model.plan   the detector: onnxruntime_onnx, or tensorrt_plan for an engine
     yolo_python/                                        the same ONNX run by ONNX Runtime inside Triton's python backend
     yolo_preprocess/, yolo_postprocess/                 python backend: letterbox; decode and NMS (dattn.runtime's)
-    yolo_ensemble/                                      images in, boxes/scores/classes out, through yolo
+    yolo_ensemble/                                      images in, boxes/scores/classes out, through yolo;
+                                                        README.md (how to serve and query) and client.py (an example)
     yolo_python_ensemble/                               the same through yolo_python
-    client.py, README.md                                an example client; how to serve and query
-    dattn_triton.json                                   what wrote the folder (an export may replace only its own)
 
-Every python-backend model carries a copy of dattn.runtime (and dattn/errors.py) beside its model.py, so the server
-needs no dattn install. Dims, batch size and metadata come from the exported ONNX graph.
+Each holds dattn_triton.json, the mark of the model it was written for: a later export of the same model replaces
+them (and removes the ones it no longer writes, e.g. yolo_python for a plugin engine); a folder of those names
+without that mark is refused. Every python-backend model carries a copy of dattn.runtime (and dattn/errors.py)
+beside its model.py, so the server needs no dattn install. Dims, batch size and metadata come from the graph.
 """
 
 from __future__ import annotations
@@ -20,23 +22,23 @@ import ast
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
-from dattn.errors import ConfigError
-from dattn.export.files import umask
-from dattn.export.runtime_tree import copy_runtime_tree
-from dattn.runtime.engine_file import read_engine_file
+from dattn.errors import ConfigError, PluginError
+from dattn.export.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
+from dattn.export.files import StagedOutputs, check_destination
+from dattn.export.runtime_tree import stage_runtime_tree
+from dattn.runtime.engine_file import parse_engine_bytes, read_engine_file
 
 FILES = Path(__file__).with_name("triton_files")
-MARKER = "dattn_triton.json"
+MARKER = "dattn_triton.json"  # in each model folder: {"model": name, "written_by": "dattn x.y.z"}
+# The folders an export of model `name` owns: name + each suffix.
+MODEL_SUFFIXES = ("", "_preprocess", "_postprocess", "_ensemble", "_python", "_python_ensemble")
 # Triton serves a model under its folder's name in URLs and protobuf fields: keep to a portable alphabet.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-DEFAULT_MAX_BATCH = 8
 LINE_WIDTH = 120  # config.pbtxt: messages that fit are written on one line
 DEVICES = {"auto": "KIND_AUTO", "gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 _TRITON_TYPES = {onnx.TensorProto.FLOAT: "TYPE_FP32", onnx.TensorProto.FLOAT16: "TYPE_FP16",
@@ -62,15 +64,9 @@ class GraphInterface:
     input: Tensor
     outputs: tuple[Tensor, ...]
     metadata: dict[str, str]
+    imgsz: tuple[int, int]
+    classes: int
     uses_plugin: bool
-
-    @property
-    def imgsz(self) -> tuple[int, int]:
-        return tuple(ast.literal_eval(self.metadata["imgsz"]))
-
-    @property
-    def names(self) -> dict[int, str]:
-        return ast.literal_eval(self.metadata["names"])
 
 
 def _tensor(value_info) -> Tensor:
@@ -79,6 +75,18 @@ def _tensor(value_info) -> Tensor:
         raise ConfigError(f"graph tensor {value_info.name!r} has ONNX type {kind.elem_type}, which this writer does not map to Triton")
     dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in kind.shape.dim)
     return Tensor(value_info.name, _TRITON_TYPES[kind.elem_type], dims)
+
+
+def _literal(metadata: dict[str, str], key: str, expected: str, fits) -> object:
+    """The metadata value `key` read as the Python literal ultralytics writes; ConfigError when it is not one."""
+    try:
+        value = ast.literal_eval(metadata[key])
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if not fits(value):
+        raise ConfigError(f"the ONNX's {key} metadata {metadata[key][:80]!r} is not {expected}; export the model again "
+                          "with dattn-export (or ultralytics)")
+    return value
 
 
 def graph_interface(model: onnx.ModelProto) -> GraphInterface:
@@ -91,11 +99,15 @@ def graph_interface(model: onnx.ModelProto) -> GraphInterface:
         raise ConfigError(f"the ONNX has no {', '.join(missing)} metadata; export it with dattn-export (or ultralytics)")
     if metadata.get("task", "detect") != "detect":
         raise ConfigError(f"the ONNX is a {metadata['task']} model; the Triton repository serves detectors only")
+    imgsz = _literal(metadata, "imgsz", "a [height, width] list",
+                     lambda v: isinstance(v, list) and len(v) == 2 and all(isinstance(s, int) and s > 0 for s in v))
+    names = _literal(metadata, "names", "a dict of class ids to names",  # the ensemble's config hands it to clients
+             lambda v: isinstance(v, dict) and all(isinstance(k, int) and isinstance(n, str) for k, n in v.items()))
     initializers = {init.name for init in model.graph.initializer}
     inputs = [_tensor(i) for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(inputs[0].dims) != 4 or inputs[0].data_type != "TYPE_FP32":
         raise ConfigError(f"expected one float32 (N, 3, H, W) image input, the graph has {inputs}")
-    return GraphInterface(inputs[0], tuple(_tensor(o) for o in model.graph.output), metadata,
+    return GraphInterface(inputs[0], tuple(_tensor(o) for o in model.graph.output), metadata, tuple(imgsz), len(names),
                           any(node.op_type == OP_TYPE for node in model.graph.node))
 
 
@@ -105,32 +117,45 @@ def check_model_name(name: str) -> None:
                           "starting with a letter or digit (the name is a folder and part of every request URL)")
 
 
-def check_output_folder(out_dir: Path, name: str) -> None:
-    """An output folder may be new, empty, or an earlier repository written for the same model name."""
-    if not out_dir.parent.is_dir():
-        raise ConfigError(f"{out_dir}: cannot be written, folder {out_dir.parent} does not exist")
-    if not os.access(out_dir.parent, os.W_OK):
-        raise ConfigError(f"{out_dir}: cannot be written, folder {out_dir.parent} is not writable")
-    if not out_dir.exists():
-        return
-    if not out_dir.is_dir():
-        raise ConfigError(f"{out_dir}: exists and is not a folder; pass a new folder for the Triton repository")
-    if not any(out_dir.iterdir()):
-        return
+def model_folders(name: str) -> list[str]:
+    """The folders an export of model `name` owns in a repository."""
+    return [name + suffix for suffix in MODEL_SUFFIXES]
+
+
+def _written_for(folder: Path) -> str | None:
+    """The model a dattn export wrote `folder` for (its mark), or None: not a folder dattn wrote."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
     try:
-        earlier = json.loads((out_dir / MARKER).read_text()).get("name")
+        model = json.loads((folder / MARKER).read_text()).get("model")
     except (OSError, ValueError, AttributeError):
-        earlier = None
-    if earlier is None:
-        raise ConfigError(f"{out_dir}: exists and is not a dattn Triton repository; pass a new or empty folder")
-    if earlier != name:
-        raise ConfigError(f"{out_dir}: holds the Triton repository of model {earlier!r}, not {name!r}; pass another folder")
+        return None
+    return model if isinstance(model, str) else None
 
 
 def check_repository_target(out_dir: str | os.PathLike, name: str = "yolo") -> None:
-    """ConfigError unless the repository of model `name` may be written to `out_dir`; call it before a long export."""
+    """ConfigError unless model `name` may be written into the repository `out_dir`: a new folder, or a folder that
+    holds anything but folders of this model's names that dattn did not write for it. Call it before a long export."""
     check_model_name(name)
-    check_output_folder(Path(out_dir), name)
+    out_dir = Path(out_dir)
+    check_destination(out_dir, "folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder; pass a folder for the Triton repository")
+    writes_in = out_dir if out_dir.is_dir() else out_dir.parent
+    if not writes_in.is_dir():
+        raise ConfigError(f"{out_dir}: cannot be written, folder {writes_in} does not exist")
+    if not os.access(writes_in, os.W_OK):
+        raise ConfigError(f"{out_dir}: cannot be written, folder {writes_in} is not writable")
+    for folder in model_folders(name):
+        path = out_dir / folder
+        if not os.path.lexists(path):
+            continue
+        owner = _written_for(path)
+        if owner is None:
+            raise ConfigError(f"{path}: exists and was not written by dattn; model {name!r} needs this name: move it "
+                              "away or choose another model name (--name)")
+        if owner != name:
+            raise ConfigError(f"{path}: belongs to the dattn model {owner!r}, not {name!r}; choose another model name (--name)")
 
 
 def batch_limit(interface: GraphInterface, max_batch_size: int | None, engine_batch: int | None) -> int:
@@ -163,7 +188,8 @@ def _scalar(value) -> str:
         return str(value)
     if isinstance(value, (int, float)):
         return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(c if c >= " " else f"\\{ord(c):03o}" for c in text) + '"'  # control characters: octal escapes
 
 
 def pbtxt(fields: dict, indent: int = 0) -> str:
@@ -288,38 +314,10 @@ def ensemble_config(name: str, detector: str, steps: tuple[str, str], interface:
 
 # --- files ----------------------------------------------------------------------------------------------------------
 
-def _python_model(folder: Path, template: str, config: str) -> Path:
-    version = folder / "1"
-    version.mkdir(parents=True)
-    shutil.copy(FILES / template, version / "model.py")
-    copy_runtime_tree(version, "as shipped in a Triton python-backend model")
-    (folder / "config.pbtxt").write_text(config)
-    return version
-
-
-def _render(template: str, values: dict[str, str]) -> str:
-    text = (FILES / template).read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    return text
-
-
-def _plugin_library(explicit: str | os.PathLike | None) -> Path:
-    from dattn.plugin.build import plugin_path
-    from dattn.plugin.contract import LIBRARY_ENV, LIBRARY_NAME
-
-    library = Path(explicit) if explicit is not None else plugin_path()
-    if library is None or not library.is_file():
-        where = f"{library} does not exist" if library is not None else f"none is built (dattn plugin build) and ${LIBRARY_ENV} is unset"
-        raise ConfigError(f"the engine uses the DAttnGridSample plugin but no plugin library was given: {where}; "
-                          f"pass plugin_library=<path to {LIBRARY_NAME}>")
-    return library
-
-
 def write_triton_repository(
     out_dir: str | os.PathLike,
-    onnx_path: str | os.PathLike,
-    engine_path: str | os.PathLike | None = None,
+    onnx_model: onnx.ModelProto | str | os.PathLike,
+    engine: bytes | str | os.PathLike | None = None,
     *,
     name: str = "yolo",
     max_batch_size: int | None = None,
@@ -333,20 +331,38 @@ def write_triton_repository(
     onnxruntime_threads: int = 0,
     plugin_library: str | os.PathLike | None = None,
 ) -> Path:
-    """Write the Triton model repository `out_dir` for a detector exported to `onnx_path` (and `engine_path`).
+    """Write model `name` into the Triton model repository `out_dir` (new, or holding anything else) for a detector
+    exported to `onnx_model` (an onnx.ModelProto or an ONNX file) and served from it or from `engine`.
 
-    The detector model is the ONNX (platform onnxruntime_onnx) or, given `engine_path` (built from that ONNX), the
-    TensorRT plan (tensorrt_plan). max_batch_size defaults to 8 for a graph with a dynamic batch; a fixed-batch graph
-    is served at its own batch. Dynamic batching (on by default) gathers requests into batches, waiting at most
-    queue_delay_us for more. instances: instances per model; device auto/gpu/cpu: the detectors' instance kind;
-    onnxruntime_threads: intra-op threads of the python-backend detector (0: ONNX Runtime's default). conf, iou and
-    max_det set post-processing (editable later in <name>_postprocess/config.pbtxt). An engine with the grid-sample
-    plugin needs its library (`plugin_library`, else the one `dattn plugin path` finds), shipped with its sources.
-    Returns `out_dir`. Raises ConfigError, writing nothing, for bad input.
+    The detector model is the ONNX (platform onnxruntime_onnx) or, given `engine` built from that ONNX (the engine
+    file's bytes or path: ultralytics' header + plan, or a raw plan), the TensorRT plan (tensorrt_plan).
+    max_batch_size defaults to 8 for a graph with a dynamic batch; a fixed-batch graph is served at its own batch.
+    Dynamic batching (on by default) gathers requests into batches, waiting at most queue_delay_us for more.
+    instances: instances per model; device auto/gpu/cpu: the detectors' instance kind; onnxruntime_threads:
+    intra-op threads of the python-backend detector (0: ONNX Runtime's default). conf, iou and max_det set
+    post-processing (editable later in <name>_postprocess/config.pbtxt). An engine with the grid-sample plugin
+    needs its library (`plugin_library`, else the one `dattn plugin path` finds), shipped with its sources.
+    Replaces this model's folders from an earlier export and touches nothing else. Returns `out_dir`. Raises
+    ConfigError (PluginError for a missing plugin library), writing nothing, for bad input.
     """
+    with StagedOutputs() as staged:
+        stage_triton_repository(staged, out_dir, onnx_model, engine, name=name, max_batch_size=max_batch_size,
+                                dynamic_batching=dynamic_batching, queue_delay_us=queue_delay_us, instances=instances,
+                                device=device, conf=conf, iou=iou, max_det=max_det,
+                                onnxruntime_threads=onnxruntime_threads, plugin_library=plugin_library)
+        staged.commit(*staged.paths)
+    return Path(out_dir)
+
+
+def stage_triton_repository(staged: StagedOutputs, out_dir: str | os.PathLike, onnx_model, engine=None, *,
+                            name: str = "yolo", max_batch_size: int | None = None, dynamic_batching: bool = True,
+                            queue_delay_us: int = 500, instances: int = 1, device: str = "auto", conf: float = 0.25,
+                            iou: float = 0.7, max_det: int = 300, onnxruntime_threads: int = 0,
+                            plugin_library: str | os.PathLike | None = None) -> list[str]:
+    """write_triton_repository's work, staged in `staged` for the caller to commit; returns the models written."""
     from dattn.runtime.postprocess import check_thresholds
 
-    out_dir, onnx_path = Path(out_dir), Path(onnx_path)
+    out_dir = Path(out_dir)
     check_repository_target(out_dir, name)
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -358,125 +374,129 @@ def write_triton_repository(
         check_thresholds(conf, iou)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if not onnx_path.is_file():
-        raise ConfigError(f"{onnx_path}: no such ONNX file (the repository takes dims and metadata from it)")
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as error:  # onnx raises DecodeError, ValueError, ... for files that are not ONNX
-        raise ConfigError(f"{onnx_path}: not a readable ONNX model ({type(error).__name__})") from None
-    interface = graph_interface(model)
+    interface = graph_interface(load_onnx(onnx_model))
 
     plan = header = library = None
-    if engine_path is not None:
-        engine_path = Path(engine_path)
-        if not engine_path.is_file():
-            raise ConfigError(f"{engine_path}: no such engine file")
+    if engine is not None:
         if device == "cpu":
             raise ConfigError("a TensorRT engine runs on a GPU: leave device at auto or gpu")
-        engine = read_engine_file(engine_path)
-        plan, header = engine.plan, engine.metadata or None
+        engine_file = _engine_file(engine)
+        plan, header = engine_file.plan, engine_file.metadata or None
     uses_plugin = interface.uses_plugin or (header or {}).get("dattn_grid_sample") == "plugin"
-    if uses_plugin and engine_path is None:
-        raise ConfigError(f"{onnx_path} holds DAttnGridSample plugin nodes, which only TensorRT runs: pass the engine built "
+    if uses_plugin and engine is None:
+        raise ConfigError("the ONNX holds DAttnGridSample plugin nodes, which only TensorRT runs: pass the engine built "
                           "from it, or export with grid_sample native or gather for ONNX Runtime")
     if uses_plugin:
         library = _plugin_library(plugin_library)
-    kind = "KIND_GPU" if engine_path is not None and device == "auto" else DEVICES[device]
+    kind = "KIND_GPU" if engine is not None and device == "auto" else DEVICES[device]
     engine_batch = (header or {}).get("dattn_profile", {}).get("max", [None])[0]
     serving = Serving(batch_limit(interface, max_batch_size, engine_batch), bool(dynamic_batching),
                       queue_delay_us, instances, kind)
 
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    if not out_dir.is_dir():
+        staged.folder(out_dir)  # a new repository is staged whole
+    models = _stage_models(staged, out_dir, name, onnx_model, plan, library, interface, serving, (conf, iou, max_det),
+                           onnxruntime_threads)
+    _stage_guides(staged, out_dir / f"{name}_ensemble", name, interface, serving, models, plan is not None,
+                  library is not None)
+    for folder in model_folders(name):
+        if folder not in models and os.path.lexists(out_dir / folder):
+            staged.remove(out_dir / folder)  # this model's, from an export that wrote it (checked above)
+    return models
+
+
+def _engine_file(engine):
+    """The engine given as the bytes or the path of an engine file (either form)."""
+    if isinstance(engine, (bytes, bytearray)):
+        return parse_engine_bytes(bytes(engine), "the engine")
+    if not Path(engine).is_file():
+        raise ConfigError(f"{engine}: no such engine file")
+    return read_engine_file(engine)
+
+
+def _plugin_library(explicit: str | os.PathLike | None) -> Path:
+    from dattn.plugin.library import require_plugin_library
+
     try:
-        models = _write_models(stage, name, onnx_path, plan, library, interface, serving, (conf, iou, max_det), onnxruntime_threads)
-        _write_guides(stage, name, interface, serving, models, plan is not None, library is not None)
-        (stage / MARKER).write_text(json.dumps({"name": name, "models": models, "written_by": _dattn_version()}, indent=2) + "\n")
-        os.chmod(stage, 0o777 & ~umask())  # mkdtemp makes 0700
-        _replace_folder(stage, out_dir)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return out_dir
+        return require_plugin_library(explicit)
+    except PluginError as error:
+        raise PluginError(f"{error}; write_triton_repository takes it as plugin_library=PATH") from None
 
 
-def _write_models(root: Path, name: str, onnx_path: Path, plan: bytes | None, library: Path | None,
+def _model_folder(staged: StagedOutputs, folder: Path, model: str, config: str) -> Path:
+    """Stage a model folder with its config.pbtxt, dattn's mark and a version folder 1/ (ensembles need one too,
+    even empty); returns the version folder."""
+    staged.folder(folder)
+    staged.file(folder / "config.pbtxt", config)
+    staged.file(folder / MARKER, json.dumps({"model": model, "written_by": _dattn_version()}, indent=2) + "\n")
+    staged.folder(folder / "1")
+    return folder / "1"
+
+
+def _python_model(staged: StagedOutputs, folder: Path, model: str, template: str, config: str) -> Path:
+    version = _model_folder(staged, folder, model, config)
+    staged.copy(version / "model.py", FILES / template)
+    stage_runtime_tree(staged, version, "as shipped in a Triton python-backend model")
+    return version
+
+
+def _stage_models(staged: StagedOutputs, root: Path, name: str, onnx_model, plan: bytes | None, library: Path | None,
                   interface: GraphInterface, serving: Serving, thresholds, threads: int) -> list[str]:
     """Every model folder; returns the model names written."""
     conf, iou, max_det = thresholds
     t = ensemble_tensors(interface, serving)
-    preprocess, postprocess = f"{name}_preprocess", f"{name}_postprocess"
-    version = root / name / "1"
-    version.mkdir(parents=True)
+    preprocess, postprocess, ensemble = f"{name}_preprocess", f"{name}_postprocess", f"{name}_ensemble"
+    platform = "tensorrt_plan" if plan is not None else "onnxruntime_onnx"
+    version = _model_folder(staged, root / name, name,
+                            detector_config(name, {"platform": platform}, interface, serving, interface.metadata))
     if plan is not None:
-        (version / "model.plan").write_bytes(plan)
-        platform = "tensorrt_plan"
+        staged.file(version / "model.plan", plan)
     else:
-        shutil.copy(onnx_path, version / "model.onnx")
-        platform = "onnxruntime_onnx"
-    (root / name / "config.pbtxt").write_text(detector_config(name, {"platform": platform}, interface, serving, interface.metadata))
+        stage_onnx(staged, version / "model.onnx", onnx_model)
     if library is not None:
         from dattn.plugin.build import plugin_source_dir
 
         plugin = root / name / "plugin"  # not a number, so Triton does not take it for a version
-        shutil.copytree(plugin_source_dir(), plugin / "trt_gridsample", ignore=shutil.ignore_patterns("build*", "__pycache__"))
-        shutil.copy(library, plugin / library.name)
+        staged.folder(plugin)
+        staged.copy_tree(plugin / "trt_gridsample", plugin_source_dir(), skip=("build*", "__pycache__"))
+        staged.copy(plugin / library.name, library)
 
     size = str(list(interface.imgsz))
-    _python_model(root / preprocess, "preprocess.py", python_step_config(
+    _python_model(staged, root / preprocess, name, "preprocess.py", python_step_config(
         preprocess, [t["IMAGE_BYTES"], t["IMAGE"]], [t["NETWORK_INPUT"], t["ORIGINAL_SHAPE"]], serving,
         {"imgsz": size, "head": _head_name(interface)}, optional_inputs=True))
-    _python_model(root / postprocess, "postprocess.py", python_step_config(
+    _python_model(staged, root / postprocess, name, "postprocess.py", python_step_config(
         postprocess, [t["NETWORK_OUTPUT"], t["ORIGINAL_SHAPE"]], [t[n] for n in ("BOXES", "SCORES", "CLASSES", "NUM_DETECTIONS")],
-        serving, {"imgsz": size, "head": _head_name(interface), "classes": len(interface.names), "conf": conf, "iou": iou,
+        serving, {"imgsz": size, "head": _head_name(interface), "classes": interface.classes, "conf": conf, "iou": iou,
                   "max_det": max_det}))
-    (root / f"{name}_ensemble").mkdir()
-    (root / f"{name}_ensemble" / "1").mkdir()  # ensembles need a version folder too, even an empty one
-    (root / f"{name}_ensemble" / "config.pbtxt").write_text(
-        ensemble_config(f"{name}_ensemble", name, (preprocess, postprocess), interface, serving))
-    models = [name, preprocess, postprocess, f"{name}_ensemble"]
+    _model_folder(staged, root / ensemble, name, ensemble_config(ensemble, name, (preprocess, postprocess), interface, serving))
+    models = [name, preprocess, postprocess, ensemble]
     if not interface.uses_plugin:  # ONNX Runtime cannot run plugin nodes
         python = f"{name}_python"
-        version = _python_model(root / python, "detector_onnxruntime.py", detector_config(
+        version = _python_model(staged, root / python, name, "detector_onnxruntime.py", detector_config(
             python, {"backend": "python"}, interface, serving, {**interface.metadata, "intra_op_num_threads": threads}))
-        shutil.copy(onnx_path, version / "model.onnx")
-        (root / f"{python}_ensemble" / "1").mkdir(parents=True)
-        (root / f"{python}_ensemble" / "config.pbtxt").write_text(
-            ensemble_config(f"{python}_ensemble", python, (preprocess, postprocess), interface, serving))
+        stage_onnx(staged, version / "model.onnx", onnx_model)
+        _model_folder(staged, root / f"{python}_ensemble", name,
+                      ensemble_config(f"{python}_ensemble", python, (preprocess, postprocess), interface, serving))
         models += [python, f"{python}_ensemble"]
     return models
 
 
-def _write_guides(root: Path, name: str, interface: GraphInterface, serving: Serving, models: list[str], engine: bool,
-                  plugin: bool) -> None:
-    """client.py and README.md, filled in for this model."""
+def _stage_guides(staged: StagedOutputs, folder: Path, name: str, interface: GraphInterface, serving: Serving,
+                  models: list[str], engine: bool, plugin: bool) -> None:
+    """README.md, filled in for this model, and client.py (which asks the server for what it needs) in `folder`."""
     python = f"{name}_python" in models
-    values = {"NAME": name, "ENSEMBLE": f"{name}_ensemble", "NAMES": repr(interface.names), "MODELS": ", ".join(models),
+    values = {"NAME": name, "ENSEMBLE": f"{name}_ensemble", "MODELS": ", ".join(models),
               "DETECTOR": "tensorrt_plan" if engine else "onnxruntime_onnx", "INPUT": interface.input.name,
               "OUTPUT": interface.outputs[0].name, "HEIGHT": str(interface.imgsz[0]), "WIDTH": str(interface.imgsz[1]),
               "MAX_BATCH": str(serving.max_batch_size or interface.input.dims[0])}
-    values["PYTHON_ROWS"] = _render("README_python.md", values) if python else ""
+    values["PYTHON_ROWS"] = render(FILES / "README_python.md", values) if python else ""
     values["PYTHON_ONLY"] = f" On a server with the python backend only, load `{name}_python_ensemble` instead." if python else ""
-    (root / "client.py").write_text(_render("client.py", values))
-    readme = _render("README.md", values)
+    readme = render(FILES / "README.md", values)
     if plugin:
-        readme += "\n" + _render("README_plugin.md", values)
-    (root / "README.md").write_text(readme)
-
-
-def _replace_folder(new: Path, target: Path) -> None:
-    """Put `new` at `target`; an earlier `target` is moved aside first and removed once `new` is in place."""
-    if not target.exists():
-        os.rename(new, target)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    try:
-        os.rename(target, aside / target.name)
-        try:
-            os.rename(new, target)
-        except OSError:
-            os.rename(aside / target.name, target)
-            raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        readme += "\n" + render(FILES / "README_plugin.md", values)
+    staged.file(folder / "README.md", readme)
+    staged.copy(folder / "client.py", FILES / "client.py")
 
 
 def _head_name(interface: GraphInterface) -> str:
