@@ -16,6 +16,7 @@ Both give the recipe's classes, pickled wherever the user pasted them (ultralyti
 from __future__ import annotations
 
 import enum
+import pathlib
 import pickle
 import sys
 import zipfile
@@ -29,8 +30,13 @@ from dattn.nn import DAttention, LayerNormProxy
 RECIPE_CLASSES = {"DAttention": DAttention, "LayerNormProxy": LayerNormProxy}
 # The packages module classes may come from: torch's layers, ultralytics' layers and models, dattn's block.
 MODULE_CLASS_HOMES = ("torch.nn.modules", "ultralytics.nn.modules", "ultralytics.nn.tasks", "dattn.nn")
+# Checkpoints saved during training (8.3) hold the training criterion, ultralytics' loss classes.
+CRITERION_HOMES = ("ultralytics.utils.loss", "ultralytics.utils.tal")
 # Trained classifiers keep their preprocessing, torchvision transforms, in the checkpoint.
 TRANSFORMS = ("torchvision.transforms",)
+# Training arguments given as paths (Python 3.13 pickles them under pathlib._local).
+PATH_MODULES = ("pathlib", "pathlib._local")
+PATH_CLASSES = ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
 # The function numpy scalars pickle with, as numpy 2 and numpy 1 name it.
 NUMPY_SCALAR_NAMES = ("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
 TRUST_HINT = ("if the file comes from a source you trust, load it with --trust-weights "
@@ -116,19 +122,21 @@ def _as_checkpoint(path, checkpoint) -> dict:
 def _allowed(name: str):
     """What the restricted unpickler gets for the global `name`, or None where no rule allows it."""
     import numpy as np
-    from ultralytics.utils import IterableSimpleNamespace  # holds a model's args in older checkpoints
+    from ultralytics.utils import IterableSimpleNamespace  # holds the args in checkpoints saved during training
 
-    module = name.rpartition(".")[0]
+    module, _, attr = name.rpartition(".")
     if recipe_class(name) is not None:
         return _BuiltFromState(recipe_class(name), name)
     if name == "builtins.getattr":
         return _forward_method
     if name in NUMPY_SCALAR_NAMES:
         return np.float64(0).__reduce__()[0]
+    if module in PATH_MODULES and attr in PATH_CLASSES:  # a path pickled on any system, as this system's path
+        return getattr(pathlib, attr) if attr.startswith("Pure") else type(pathlib.Path())
     cls = _loaded_class(name)
     if cls is None:
         return None
-    if issubclass(cls, torch.nn.Module) and _within(module, MODULE_CLASS_HOMES):
+    if issubclass(cls, torch.nn.Module) and _within(module, MODULE_CLASS_HOMES) or _within(module, CRITERION_HOMES):
         return _BuiltFromState(cls, name)
     if _within(module, TRANSFORMS):
         return cls if issubclass(cls, enum.Enum) else _BuiltFromState(cls, name)
