@@ -19,37 +19,19 @@ from dattn.ultralytics.checkpoint import check_checkpoint
 from recipe import recipe_classes_pasted
 
 
-class _Payload:
-    """Unpickles as `os.system("touch MARKER")`: harmless, and observable."""
+class _Call:
+    """Unpickles as `func(*args)`: what a malicious file asks the unpickler to do."""
 
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-class _ConstructModel:
-    """Unpickles as `DetectionModel(cfg)`, a class every checkpoint needs, with an activation that ultralytics evals."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
 
     def __reduce__(self):
-        from ultralytics.nn.tasks import DetectionModel
-
-        cfg = {"nc": 1, "activation": f"__import__('pathlib').Path({str(self.marker)!r}).touch() or nn.SiLU()",
-               "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[[0], 1, "Detect", ["nc"]]]}
-        return DetectionModel, (cfg,)
+        return self.func, self.args
 
 
-class _FunctionGlobals:
-    """Unpickles as `getattr(Detect.forward, "__globals__")`: a way from an allowed class to any module's functions."""
-
-    def __reduce__(self):
-        from ultralytics.nn.modules.head import Detect
-
-        return getattr, (Detect.forward, "__globals__")
+def _touch(marker: Path) -> _Call:
+    """os.system("touch MARKER"): harmless, and observable."""
+    return _Call(os.system, f"touch {marker}")
 
 
 def _recipe_checkpoint_with(recipe_run, path: Path, extra) -> Path:
@@ -66,7 +48,7 @@ def evil(recipe_run, tmp_path_factory):
     """The recipe checkpoint with an os.system payload, and the marker file the payload would create."""
     folder = tmp_path_factory.mktemp("evil")
     marker = folder / "payload-ran"
-    return _recipe_checkpoint_with(recipe_run, folder / "evil.pt", _Payload(marker)), marker
+    return _recipe_checkpoint_with(recipe_run, folder / "evil.pt", _touch(marker)), marker
 
 
 def test_a_payload_is_refused_before_unpickling_and_does_not_run(evil, dattn_run):
@@ -95,7 +77,7 @@ def test_the_cli_refuses_a_payload_with_exit_2_and_one_line(evil, tmp_path):
 
 def test_trusting_the_file_runs_what_it_contains(recipe_run, tmp_path):
     marker = tmp_path / "payload-ran"
-    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "trusted.pt", _Payload(marker))
+    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "trusted.pt", _touch(marker))
     run_python(f"import dattn; dattn.load({str(weights)!r}, trust=True)")
     assert marker.exists()
 
@@ -103,8 +85,12 @@ def test_trusting_the_file_runs_what_it_contains(recipe_run, tmp_path):
 def test_an_allowed_class_cannot_be_constructed_from_the_file(recipe_run, tmp_path):
     # Allowing DetectionModel so that its objects can be rebuilt must not let the file call DetectionModel(cfg):
     # its constructor evals the cfg's activation string.
+    from ultralytics.nn.tasks import DetectionModel
+
     marker = tmp_path / "constructor-ran"
-    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "construct.pt", _ConstructModel(marker))
+    cfg = {"nc": 1, "activation": f"__import__('pathlib').Path({str(marker)!r}).touch() or nn.SiLU()",
+           "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[[0], 1, "Detect", ["nc"]]]}
+    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "construct.pt", _Call(DetectionModel, cfg))
     with pytest.raises(CheckpointError, match=r"calls ultralytics\.nn\.tasks\.DetectionModel\(\.\.\.\)") as error:
         dattn.load(weights)
     assert "\n" not in str(error.value)
@@ -112,10 +98,37 @@ def test_an_allowed_class_cannot_be_constructed_from_the_file(recipe_run, tmp_pa
 
 
 def test_getattr_reaches_only_forward_methods(recipe_run, tmp_path):
-    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "globals.pt", _FunctionGlobals())
+    # getattr(Detect.forward, "__globals__") would lead from an allowed class to any function of its module.
+    from ultralytics.nn.modules.head import Detect
+
+    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "globals.pt", _Call(getattr, Detect.forward, "__globals__"))
     with pytest.raises(CheckpointError, match="__globals__") as error:
         dattn.load(weights)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["builtins.eval", "subprocess.Popen", "ultralytics.utils.files.increment_path",
+                                  "ultralytics.nn.autobackend.AutoBackend"])
+def test_functions_and_other_classes_are_refused(recipe_run, tmp_path, name):
+    # Functions never pass, nor classes outside the rules (AutoBackend is a torch module that loads any model file).
+    import subprocess
+
+    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.utils.files import increment_path
+
+    marker = tmp_path / "marker"
+    extra = {
+        "builtins.eval": _Call(eval, f"__import__('pathlib').Path({str(marker)!r}).touch()"),
+        "subprocess.Popen": _Call(subprocess.Popen, ["touch", str(marker)]),
+        "ultralytics.utils.files.increment_path": _Call(increment_path, marker, False, "", True),  # mkdir
+        "ultralytics.nn.autobackend.AutoBackend": AutoBackend,
+    }[name]
+    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "refused.pt", extra)
+    # (torch's scanner spells some modules by their Python 2 names: subprocess.Popen reads commands.Popen.)
+    with pytest.raises(CheckpointError, match=rf"references \S*\.{name.rpartition('.')[2]}, ") as error:
+        dattn.load(weights)
+    assert "--trust-weights" in str(error.value) and "\n" not in str(error.value)
+    assert not marker.exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="needs a machine without a tensorrt module")
@@ -174,11 +187,13 @@ def test_ultralytics_safe_load_makes_plain_yolo_restricted(recipe_run, dattn_run
     code = (
         "import dattn; from ultralytics import YOLO\n"
         f"print(type(YOLO({str(recipe_run / 'best.pt')!r}).model).__name__, type(YOLO({str(dattn_run / 'best.pt')!r}).model).__name__)\n"
-        f"try:\n    YOLO({str(weights)!r})\nexcept dattn.CheckpointError as e:\n    print('refused:', e)\n"
+        f"for load in (YOLO, lambda path: dattn.load(path, trust=True)):\n"
+        f"    try:\n        load({str(weights)!r})\n    except dattn.CheckpointError as e:\n        print('refused:', e)\n"
     )
     result = run_python(code, cwd=tmp_path, env={"ULTRALYTICS_SAFE_LOAD": "1"})
     assert "DetectionModel DetectionModel" in result.stdout
-    assert "refused:" in result.stdout and "posix.system" in result.stdout
+    refusals = [line for line in result.stdout.splitlines() if line.startswith("refused:")]
+    assert len(refusals) == 2 and all("posix.system" in line for line in refusals), result.stdout  # trust too
     assert not marker.exists()
     run_python(code, cwd=tmp_path, env={"ULTRALYTICS_SAFE_LOAD": "0"}, check=False)
     assert marker.exists()  # ultralytics' default: whatever the file contains runs
