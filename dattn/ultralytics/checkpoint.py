@@ -136,23 +136,26 @@ def _allowed(name: str):
     cls = _loaded_class(name)
     if cls is None:
         return None
-    if issubclass(cls, torch.nn.Module) and _within(module, MODULE_CLASS_HOMES) or _within(module, CRITERION_HOMES):
+    if (issubclass(cls, torch.nn.Module) and _within(module, MODULE_CLASS_HOMES)) or _within(module, CRITERION_HOMES):
         return _BuiltFromState(cls, name)
     if _within(module, TRANSFORMS):
         return cls if issubclass(cls, enum.Enum) else _BuiltFromState(cls, name)
-    if module == "collections" or cls is IterableSimpleNamespace or issubclass(cls, np.dtype):
+    if cls is IterableSimpleNamespace or issubclass(cls, np.dtype):
         return cls  # data types: calling one builds data and runs nothing else
     return None
 
 
 def _allowlist(path, names: list[str]) -> list:
-    """torch safe_globals entries for a checkpoint's globals; CheckpointError naming those that no rule allows."""
+    """torch safe_globals entries for a checkpoint's globals; CheckpointError naming those that no rule allows.
+
+    (Globals that something else in the process registered with torch.serialization.add_safe_globals are not in
+    `names`: the scan leaves them out, and torch applies them as registered.)
+    """
     import numpy as np
 
     allowed = {name: _allowed(name) for name in sorted(names)}
     refused = [name for name, obj in allowed.items() if obj is None]
-    missing = [name for name in refused if _is_pasted_location(name.rpartition(".")[0])
-               and not hasattr(sys.modules.get(name.rpartition(".")[0]), name.rpartition(".")[2])]
+    missing = [name for name in refused if _is_pasted_location(name.rpartition(".")[0]) and not _exists(name)]
     if refused and missing == refused:  # classes pasted beside the recipe's that dattn does not have: trust cannot help
         raise CheckpointError(f"{path}: references classes that are neither in ultralytics nor in dattn: "
                               f"{', '.join(missing)} (dattn provides {', '.join(RECIPE_CLASSES)})")
@@ -168,6 +171,11 @@ def _allowlist(path, names: list[str]) -> list:
     if "numpy.dtype" in allowed:  # a rebuilt dtype is an object of its concrete class, which no GLOBAL names
         entries += [(t, f"numpy.dtypes.{t.__name__}") for t in {type(np.dtype(c)) for c in np.typecodes["All"]}]
     return entries
+
+
+def _exists(name: str) -> bool:
+    module, _, attr = name.rpartition(".")
+    return hasattr(sys.modules.get(module), attr)
 
 
 def _within(module: str, packages: tuple[str, ...]) -> bool:
