@@ -51,9 +51,9 @@ def evil(recipe_run, tmp_path_factory):
     return _recipe_checkpoint_with(recipe_run, folder / "evil.pt", _touch(marker)), marker
 
 
-def test_a_payload_is_refused_before_unpickling_and_does_not_run(evil, dattn_run):
+def test_a_payload_is_refused_before_unpickling_and_does_not_run(evil, recipe_run):
     weights, marker = evil
-    dattn.load(dattn_run / "best.pt")  # everything a load imports is imported now
+    dattn.load(recipe_run / "best.pt")  # everything a load imports is imported now
     modules_before = set(sys.modules)
     with pytest.raises(CheckpointError) as error:
         dattn.load(weights)
@@ -187,7 +187,7 @@ def test_ultralytics_safe_load_makes_plain_yolo_restricted(recipe_run, dattn_run
     code = (
         "import dattn; from ultralytics import YOLO\n"
         f"print(type(YOLO({str(recipe_run / 'best.pt')!r}).model).__name__, type(YOLO({str(dattn_run / 'best.pt')!r}).model).__name__)\n"
-        f"for load in (YOLO, lambda path: dattn.load(path, trust=True)):\n"
+        "for load in (YOLO, lambda path: dattn.load(path, trust=True)):\n"
         f"    try:\n        load({str(weights)!r})\n    except dattn.CheckpointError as e:\n        print('refused:', e)\n"
     )
     result = run_python(code, cwd=tmp_path, env={"ULTRALYTICS_SAFE_LOAD": "1"})
