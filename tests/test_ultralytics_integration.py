@@ -1,5 +1,6 @@
 """dattn inside a stock ultralytics: yaml building, training, loading recipe and dattn checkpoints, bad input."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,27 +79,31 @@ def test_recipe_checkpoint_loads_with_plain_yolo_in_a_fresh_process(recipe_run, 
     assert "boxes" in run_python(code, cwd=tmp_path).stdout
 
 
-def test_recipe_classes_pasted_elsewhere_are_found_from_the_checkpoint(recipe_run, tmp_path):
-    # Re-pickle the recipe model with its classes under a module that does not exist in ultralytics.
+@pytest.mark.parametrize("module", ["ultralytics.nn.modules.attention_blocks", "__main__"])
+def test_recipe_classes_pasted_elsewhere_are_found_from_the_checkpoint(recipe_run, tmp_path, module):
+    # Re-pickle the recipe model with its classes under a module that does not exist in ultralytics, or in a script.
     code = (
-        "import sys, torch; sys.path.insert(0, %r)\n"
+        "import sys, torch, types; sys.path.insert(0, %r)\n"
         "import recipe\n"
-        "from ultralytics.nn.tasks import torch_safe_load\n"
         "with recipe.recipe_classes_pasted():\n"
-        "    ckpt = torch_safe_load(%r)[0]\n"
-        "import types; mod = types.ModuleType('ultralytics.nn.modules.attention_blocks'); sys.modules[mod.__name__] = mod\n"
+        "    ckpt = torch.load(%r, weights_only=False)\n"
+        "mod = sys.modules.setdefault(%r, types.ModuleType(%r))\n"
         "for cls in (recipe.RecipeDAttention, recipe.RecipeLayerNormProxy):\n"
         "    cls.__module__ = mod.__name__; setattr(mod, cls.__qualname__, cls)\n"
         "torch.save(ckpt, %r)\n"
-    ) % (str(Path(__file__).parent), str(recipe_run / "best.pt"), str(tmp_path / "moved.pt"))
+    ) % (str(Path(__file__).parent), str(recipe_run / "best.pt"), module, module, str(tmp_path / "moved.pt"))
     run_python(code)
     names = torch.serialization.get_unsafe_globals_in_checkpoint(str(tmp_path / "moved.pt"))
-    assert "ultralytics.nn.modules.attention_blocks.DAttention" in names
+    assert f"{module}.DAttention" in names
     reference = torch.load(recipe_run / "reference.pt")
-    model = dattn.load(tmp_path / "moved.pt").model
-    with torch.no_grad():
-        y = model(reference["input"])[0]
-    assert (y - reference["output"]).abs().max().item() <= MODEL_RTOL * reference["output"].abs().max().item()
+    for trust in (False, True):
+        model = dattn.load(tmp_path / "moved.pt", trust=trust).model
+        with torch.no_grad():
+            y = model(reference["input"])[0]
+        assert (y - reference["output"]).abs().max().item() <= MODEL_RTOL * reference["output"].abs().max().item()
+    # Mapped inside the unpickler: no stand-in module, nothing added to a module.
+    assert module == "__main__" or module not in sys.modules
+    assert not hasattr(sys.modules["__main__"], "DAttention")
 
 
 def test_dattn_checkpoint_reloads_and_predicts_in_a_fresh_process(dattn_run, tmp_path):
@@ -148,6 +153,95 @@ def test_plain_yolo_checkpoint_just_works(tmp_path):
     assert not any(type(m) is dattn.DAttention for m in model.model.modules())
     with torch.no_grad():
         assert model.model.eval()(torch.rand(1, 3, 64, 64))[0].shape[1] == 84
+
+
+# A small RT-DETR (rtdetr-l.yaml builds a 32M-parameter model): the same decoder classes at a size that builds fast.
+TINY_RTDETR = """\
+nc: 2
+backbone:
+  - [-1, 1, Conv, [16, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, Conv, [32, 3, 2]]
+head:
+  - [-1, 1, AIFI, [64, 2]]
+  - [[2, 3, 5], 1, RTDETRDecoder, [nc, 32, 20, 2, 2, 1, 64]]
+"""
+
+
+def _assert_same_model(restricted, trusted):
+    """Same classes, attributes and weights; fused layers' forward bound to the layer itself."""
+    pairs = list(zip(restricted.modules(), trusted.modules(), strict=True))
+    for a, b in pairs:
+        assert type(a) is type(b) and vars(a).keys() == vars(b).keys()
+        if "forward" in vars(a):  # a fused layer: its bound forward_fuse was pickled through getattr
+            assert a.forward.__self__ is a and a.forward.__func__ is b.forward.__func__
+    a, b = restricted.state_dict(), trusted.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("cfg, variant", [
+    ("yolov8n.yaml", None), ("yolov8n.yaml", "fused"), ("yolov8n-seg.yaml", None), ("yolo11n.yaml", None),
+    ("yolo11n-pose.yaml", None), ("yolo11n-obb.yaml", "fused"), ("yolo11n-cls.yaml", "transforms"), ("yolov10n.yaml", None),
+    ("yolo26n.yaml", None), ("yolo26n-seg.yaml", None), ("rtdetr-tiny.yaml", None),
+])
+def test_every_family_loads_without_running_code_from_the_file(tmp_path, cfg, variant):
+    # dattn.load's default, restricted, gives the model the full unpickler gives.
+    import ultralytics
+    from ultralytics import RTDETR, YOLO
+
+    if cfg.startswith("yolo26") and ultralytics.__version__.startswith("8.3"):
+        pytest.skip("ultralytics 8.3 has no YOLO26")
+    if cfg.startswith("rtdetr"):
+        (tmp_path / cfg).write_text(TINY_RTDETR)
+        model = RTDETR(str(tmp_path / cfg))
+    else:
+        model = YOLO(cfg)
+    if variant == "fused":  # what a model saved after predict() holds
+        model.fuse()
+    if variant == "transforms":  # what ultralytics' classification trainer leaves on the model it saves
+        from ultralytics.data.augment import classify_transforms
+
+        model.model.transforms = classify_transforms(64)
+    path = tmp_path / "weights.pt"
+    model.save(str(path))
+    restricted, trusted = dattn.load(path), dattn.load(path, trust=True)
+    assert type(restricted.model) is type(model.model)
+    _assert_same_model(restricted.model, trusted.model)
+
+
+@pytest.fixture(scope="module")
+def trained_weights(tmp_path_factory):
+    """The weights folder of a real 1-epoch training (in its own process: training changes torch's global settings).
+
+    best.pt and last.pt are stripped of the optimizer; epoch0.pt (save_period=1) keeps it, the training criterion
+    (8.3) and the args given as Path objects, as a checkpoint saved mid-training does.
+    """
+    folder = tmp_path_factory.mktemp("trained")
+    run_python(
+        "from pathlib import Path\n"
+        "import dattn\n"
+        "from ultralytics import YOLO\n"
+        "from dattn.ultralytics.synthetic import make_dataset\n"
+        f"folder = Path({str(folder)!r})\n"
+        "data = make_dataset(folder / 'data', n_train=4, n_val=2, imgsz=64)\n"
+        "YOLO('yolov8n.yaml').train(data=data, epochs=1, imgsz=64, batch=4, workers=0, device='cpu', amp=False, val=False,\n"
+        "                           plots=False, project=folder, name='run', exist_ok=True, save_period=1, seed=0, verbose=False)\n",
+        cwd=folder,
+    )
+    return folder / "run" / "weights"
+
+
+@pytest.mark.parametrize("name", ["best.pt", "last.pt", "epoch0.pt"])
+def test_trainer_checkpoints_load_without_running_code_from_the_file(trained_weights, name):
+    restricted, trusted = dattn.load(trained_weights / name), dattn.load(trained_weights / name, trust=True)
+    _assert_same_model(restricted.model, trusted.model)
+    assert restricted.ckpt.keys() == trusted.ckpt.keys()
+    assert restricted.ckpt["train_args"] == trusted.ckpt["train_args"]
+    assert str(restricted.ckpt["train_args"]["data"]).endswith("data.yaml")
+    if name == "epoch0.pt":
+        assert restricted.ckpt["optimizer"]["param_groups"] == trusted.ckpt["optimizer"]["param_groups"]
 
 
 def _listing(folder):

@@ -1,16 +1,24 @@
-"""Make checkpoints trained with the pasted-in recipe classes loadable by a stock ultralytics.
+"""Unpickle YOLO checkpoints, by default without running any code from the file.
 
-The recipe pickles its classes wherever the user pasted them (usually `ultralytics.nn.modules.conv`).
-The checkpoint itself says where: `torch.serialization.get_unsafe_globals_in_checkpoint` lists every
-class it references without unpickling anything. Each reference that no longer resolves and names one
-of dattn's classes gets an alias to that class, so ultralytics' own loader can unpickle the file.
+A checkpoint is a zip archive whose pickle names, as globals, every class and function it needs;
+`torch.serialization.get_unsafe_globals_in_checkpoint` lists them without unpickling anything.
+
+- Restricted loading (the default) is torch's `weights_only` unpickler with an allowlist that rules build
+  from those names (`_allowed`): module classes of torch.nn, ultralytics and dattn, rebuilt from their state
+  and never constructed, and the few data types checkpoints hold. A file naming anything else is refused
+  before unpickling.
+- Trusted loading is pickle's own unpickler, which runs whatever the file asks, as ultralytics loads.
+
+Both give the recipe's classes, pickled wherever the user pasted them (ultralytics' module tree or
+`__main__`), dattn's classes inside the unpickler: no module is ever created or changed.
 """
 
 from __future__ import annotations
 
-import importlib
+import enum
+import pathlib
+import pickle
 import sys
-import types
 import zipfile
 from pathlib import Path
 
@@ -20,6 +28,19 @@ from dattn.errors import CheckpointError
 from dattn.nn import DAttention, LayerNormProxy
 
 RECIPE_CLASSES = {"DAttention": DAttention, "LayerNormProxy": LayerNormProxy}
+# The packages module classes may come from: torch's layers, ultralytics' layers and models, dattn's block.
+MODULE_CLASS_HOMES = ("torch.nn.modules", "ultralytics.nn.modules", "ultralytics.nn.tasks", "dattn.nn")
+# Checkpoints saved during training (8.3) hold the training criterion, ultralytics' loss classes.
+CRITERION_HOMES = ("ultralytics.utils.loss", "ultralytics.utils.tal")
+# Trained classifiers keep their preprocessing, torchvision transforms, in the checkpoint.
+TRANSFORMS = ("torchvision.transforms",)
+# Training arguments given as paths (Python 3.13 pickles them under pathlib._local).
+PATH_MODULES = ("pathlib", "pathlib._local")
+PATH_CLASSES = ("Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath")
+# The function numpy scalars pickle with, as numpy 2 and numpy 1 name it.
+NUMPY_SCALAR_NAMES = ("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
+TRUST_HINT = ("if the file comes from a source you trust, load it with --trust-weights "
+              "(dattn.load(..., trust=True)), which runs what it contains")
 
 
 def referenced_globals(path: str | Path) -> list[str]:
@@ -45,53 +66,171 @@ def referenced_globals(path: str | Path) -> list[str]:
         raise CheckpointError(f"{path}: truncated or corrupted checkpoint ({reason})") from None
 
 
-def _resolves(dotted: str) -> bool:
-    module_name, _, attr = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return False
-    return hasattr(module, attr)
+def recipe_class(name: str) -> type | None:
+    """dattn's class for `name` if it is a recipe class where the recipe pastes them (ultralytics, __main__), else None."""
+    module, _, attr = name.rpartition(".")
+    return RECIPE_CLASSES.get(attr) if _is_pasted_location(module) else None
 
 
-def _module_for_alias(module_name: str) -> types.ModuleType:
-    """The module to hold an alias: the real one if importable, else an empty stand-in registered in sys.modules."""
-    try:
-        return importlib.import_module(module_name)
-    except ImportError:
-        parent_name, _, child = module_name.rpartition(".")
-        module = types.ModuleType(module_name, "dattn stand-in for a module that held pasted DAttention classes")
-        sys.modules[module_name] = module
-        if parent_name:
-            setattr(_module_for_alias(parent_name), child, module)
-        return module
+def check_checkpoint(path: str | Path, trust: bool = False) -> list[str]:
+    """The globals a checkpoint references, once it is known to load under the policy; CheckpointError otherwise.
 
-
-def _is_pasted_location(module_name: str) -> bool:
-    return module_name == "__main__" or module_name.split(".")[0] == "ultralytics"
-
-
-def map_recipe_classes(path: str | Path) -> list[str]:
-    """Alias every unresolvable DAttention/LayerNormProxy reference in the checkpoint to dattn's classes.
-
-    Returns the dotted names that were aliased. Raises CheckpointError for an unreadable file, or for
-    a class pasted into ultralytics (or __main__) that dattn does not provide.
+    Reads the pickle without unpickling it. Untrusted (the default), a file naming anything the rules do not
+    allow is refused; trusted, only unreadable files are.
     """
     names = referenced_globals(path)
-    missing = [name for name in names if not _resolves(name)]
-    unknown = [n for n in missing if n.rpartition(".")[2] not in RECIPE_CLASSES and _is_pasted_location(n.rpartition(".")[0])]
-    if unknown:
-        raise CheckpointError(
-            f"{path}: references classes that are neither in ultralytics nor in dattn: {', '.join(unknown)} "
-            f"(dattn provides {', '.join(RECIPE_CLASSES)})"
-        )
-    aliased = []
-    for name in missing:
-        module_name, _, attr = name.rpartition(".")
-        cls = RECIPE_CLASSES.get(attr)
-        if cls is None:
-            continue  # another package's class: ultralytics' loader reports it in its own words
-        setattr(_module_for_alias(module_name), attr, cls)
-        torch.serialization.add_safe_globals([(cls, name)])  # lets ultralytics' opt-in weights_only load accept it
-        aliased.append(name)
-    return aliased
+    if not trust:
+        _allowlist(path, names)
+    return names
+
+
+def load_restricted(path: str | Path) -> dict:
+    """The checkpoint, unpickled by torch's weights_only unpickler with the allowlist its globals earn."""
+    allowlist = _allowlist(path, referenced_globals(path))
+    try:
+        with torch.serialization.safe_globals(allowlist):  # for this load only
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except _Refused as e:
+        raise CheckpointError(f"{path}: refused: {e}; {TRUST_HINT}") from None
+    except pickle.UnpicklingError as e:  # torch's own refusals: a call or an object its unpickler does not allow
+        reason = str(e).partition("WeightsUnpickler error: ")[2].strip().splitlines() or ["torch's weights_only unpickler refused it"]
+        raise CheckpointError(f"{path}: refused: {reason[0]}; {TRUST_HINT}") from None
+    return _as_checkpoint(path, checkpoint)
+
+
+def load_trusted(path: str | Path) -> dict:
+    """The checkpoint, unpickled by pickle's own unpickler (it runs what the file asks), recipe classes mapped."""
+    referenced_globals(path)  # one-line errors for unreadable files
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_PickleWithRecipeClasses)
+    return _as_checkpoint(path, checkpoint)
+
+
+def _is_pasted_location(module: str) -> bool:
+    return module.split(".")[0] in ("ultralytics", "__main__")
+
+
+def _as_checkpoint(path, checkpoint) -> dict:
+    if not isinstance(checkpoint, dict):  # e.g. torch.save(model)
+        raise CheckpointError(f"{path}: not an ultralytics checkpoint (it holds a {type(checkpoint).__name__}, not the "
+                              "dict that YOLO(...).save() and the trainer write); save it with YOLO(...).save('best.pt')")
+    return checkpoint
+
+
+# The rules of restricted loading
+
+
+def _allowed(name: str):
+    """What the restricted unpickler gets for the global `name`, or None where no rule allows it."""
+    import numpy as np
+    from ultralytics.utils import IterableSimpleNamespace  # holds the args in checkpoints saved during training
+
+    module, _, attr = name.rpartition(".")
+    if recipe_class(name) is not None:
+        return _BuiltFromState(recipe_class(name), name)
+    if name == "builtins.getattr":
+        return _forward_method
+    if name in NUMPY_SCALAR_NAMES:
+        return np.float64(0).__reduce__()[0]
+    if module in PATH_MODULES and attr in PATH_CLASSES:  # a path pickled on any system, as this system's path
+        return getattr(pathlib, attr) if attr.startswith("Pure") else type(pathlib.Path())
+    cls = _loaded_class(name)
+    if cls is None:
+        return None
+    if (issubclass(cls, torch.nn.Module) and _within(module, MODULE_CLASS_HOMES)) or _within(module, CRITERION_HOMES):
+        return _BuiltFromState(cls, name)
+    if _within(module, TRANSFORMS):
+        return cls if issubclass(cls, enum.Enum) else _BuiltFromState(cls, name)
+    if cls is IterableSimpleNamespace or issubclass(cls, np.dtype):
+        return cls  # data types: calling one builds data and runs nothing else
+    return None
+
+
+def _allowlist(path, names: list[str]) -> list:
+    """torch safe_globals entries for a checkpoint's globals; CheckpointError naming those that no rule allows.
+
+    (Globals that something else in the process registered with torch.serialization.add_safe_globals are not in
+    `names`: the scan leaves them out, and torch applies them as registered.)
+    """
+    import numpy as np
+
+    allowed = {name: _allowed(name) for name in sorted(names)}
+    refused = [name for name, obj in allowed.items() if obj is None]
+    missing = [name for name in refused if _is_pasted_location(name.rpartition(".")[0]) and not _exists(name)]
+    if refused and missing == refused:  # classes pasted beside the recipe's that dattn does not have: trust cannot help
+        raise CheckpointError(f"{path}: references classes that are neither in ultralytics nor in dattn: "
+                              f"{', '.join(missing)} (dattn provides {', '.join(RECIPE_CLASSES)})")
+    if refused:
+        raise CheckpointError(f"{path}: refused: it references {', '.join(refused)}, which YOLO checkpoints do not "
+                              f"need and which could run code when unpickled; {TRUST_HINT}")
+    entries = []
+    for name, obj in allowed.items():
+        entries.append((obj, name))
+        if isinstance(obj, _BuiltFromState):
+            # Its objects must pass BUILD, so the class is listed too, under a name no GLOBAL can spell (a newline).
+            entries.append((obj.cls, name + "\n"))
+    if "numpy.dtype" in allowed:  # a rebuilt dtype is an object of its concrete class, which no GLOBAL names
+        entries += [(t, f"numpy.dtypes.{t.__name__}") for t in {type(np.dtype(c)) for c in np.typecodes["All"]}]
+    return entries
+
+
+def _exists(name: str) -> bool:
+    module, _, attr = name.rpartition(".")
+    return hasattr(sys.modules.get(module), attr)
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def _loaded_class(name: str) -> type | None:
+    """The class `name` names, if a module already imported defines it under that name; imports nothing the file names."""
+    module, _, attr = name.rpartition(".")
+    if _within(module, TRANSFORMS):
+        import torchvision.transforms  # noqa: F401  (a fixed package; ultralytics imports it only for training)
+    obj = getattr(sys.modules.get(module), attr, None)
+    return obj if isinstance(obj, type) and obj.__module__ == module and obj.__qualname__ == attr else None
+
+
+class _Refused(Exception):
+    """Raised inside the restricted unpickler when the file asks for something the rules do not allow."""
+
+
+class _BuiltFromState:
+    """Stands for a class in the restricted unpickler: its objects are rebuilt from their state, never constructed.
+
+    Pickle rebuilds an object with NEWOBJ (`cls.__new__(cls)`, then BUILD sets its state). A REDUCE that calls the
+    class instead would run its __init__ with arguments of the file's choosing (ultralytics' model classes eval
+    the activation string of the yaml they are given), so that is refused.
+    """
+
+    def __init__(self, cls: type, name: str):
+        self.cls, self.name = cls, name
+        self.__new__ = self._rebuild  # NEWOBJ calls `cls.__new__(cls, *args)` on the object the GLOBAL gave
+
+    def _rebuild(self, _, *args):
+        return self.cls.__new__(self.cls, *args)
+
+    def __call__(self, *args, **kwargs):
+        raise _Refused(f"it calls {self.name}(...), which would run that class's constructor with arguments from the file")
+
+
+def _forward_method(obj, name):
+    """`builtins.getattr` for the restricted unpickler: fused layers pickle their bound `forward_fuse` this way."""
+    target = obj.cls if isinstance(obj, _BuiltFromState) else obj
+    is_module = isinstance(target, torch.nn.Module) or (isinstance(target, type) and issubclass(target, torch.nn.Module))
+    if not (is_module and isinstance(name, str) and name.startswith("forward")):
+        raise _Refused(f"it asks for getattr(<{type(target).__name__}>, {name!r}); only modules' forward methods are allowed")
+    return getattr(target, name)
+
+
+class _PickleWithRecipeClasses:
+    """pickle as torch.load uses it (its Unpickler), giving dattn's classes for recipe classes the process lacks."""
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            try:
+                return super().find_class(module, name)
+            except (AttributeError, ImportError):
+                if recipe_class(f"{module}.{name}") is None:
+                    raise
+                return recipe_class(f"{module}.{name}")

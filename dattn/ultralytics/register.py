@@ -3,17 +3,20 @@
 Nothing in site-packages is edited; three names in `ultralytics.nn.tasks` are rebound:
 - `DAttention`, which `parse_model` looks up by the name written in a model yaml;
 - `check_yaml`, so the configs shipped in `dattn/ultralytics/cfg` are found by name;
-- `torch_safe_load`, so recipe checkpoints have their pasted classes mapped before unpickling.
+- `torch_safe_load`, so that checkpoints load with the recipe's classes mapped to dattn's, restricted
+  (no code from the file runs) when `dattn.load` or ultralytics' own `safe_only`/ULTRALYTICS_SAFE_LOAD ask for it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 from pathlib import Path
 
 from dattn.nn import DAttention
-from dattn.ultralytics.checkpoint import map_recipe_classes
+from dattn.ultralytics.checkpoint import load_restricted, load_trusted, recipe_class, referenced_globals
 
 CONFIG_DIR = Path(__file__).parent / "cfg"
 
@@ -55,12 +58,39 @@ def _find_packaged_configs(check_yaml):
     return check_yaml_with_dattn_configs
 
 
-def _map_classes_before_loading(torch_safe_load):
+# Set by dattn.load for the loads it makes: True unless the caller trusts the file.
+_restricted_by_dattn = contextvars.ContextVar("dattn_restricted_load", default=False)
+
+
+@contextlib.contextmanager
+def restricted_loading(restricted: bool):
+    """While active, ultralytics' checkpoint loads in this thread (or task) are restricted, or not, as `restricted` says."""
+    token = _restricted_by_dattn.set(restricted)
+    try:
+        yield
+    finally:
+        _restricted_by_dattn.reset(token)
+
+
+def _ultralytics_asks_restricted(safe_only=None) -> bool:
+    """ultralytics' own policy: torch_safe_load(safe_only=...), by default ULTRALYTICS_SAFE_LOAD (8.4; 8.3 has neither)."""
+    if safe_only is None:
+        import ultralytics.utils
+
+        safe_only = getattr(ultralytics.utils, "SAFE_LOAD", False)
+    return bool(safe_only)
+
+
+def _load_with_dattn(torch_safe_load):
     @functools.wraps(torch_safe_load)
     def torch_safe_load_with_dattn(weight, *args, **kwargs):
-        if Path(str(weight)).is_file():  # names of hub assets go straight to ultralytics
-            map_recipe_classes(weight)
-        return torch_safe_load(weight, *args, **kwargs)
+        if not Path(str(weight)).is_file():  # names of hub assets go straight to ultralytics
+            return torch_safe_load(weight, *args, **kwargs)
+        if _restricted_by_dattn.get() or _ultralytics_asks_restricted(*args, **kwargs):
+            return load_restricted(weight), str(weight)
+        if not any(recipe_class(name) for name in referenced_globals(weight)):
+            return torch_safe_load(weight, *args, **kwargs)  # nothing to map: ultralytics' own load, unchanged
+        return load_trusted(weight), str(weight)
 
     torch_safe_load_with_dattn.dattn_wrapped = True
     return torch_safe_load_with_dattn
@@ -74,4 +104,4 @@ def register() -> None:
     if not getattr(tasks.check_yaml, "dattn_wrapped", False):
         tasks.check_yaml = _find_packaged_configs(tasks.check_yaml)
     if not getattr(tasks.torch_safe_load, "dattn_wrapped", False):
-        tasks.torch_safe_load = _map_classes_before_loading(tasks.torch_safe_load)
+        tasks.torch_safe_load = _load_with_dattn(tasks.torch_safe_load)
