@@ -75,6 +75,17 @@ def test_the_cli_refuses_a_payload_with_exit_2_and_one_line(evil, tmp_path):
     assert not marker.exists() and not list(tmp_path.iterdir())
 
 
+def test_the_cli_refuses_before_loading_and_trust_weights_opts_in(recipe_run, tmp_path):
+    marker = tmp_path / "payload-ran"
+    weights = _recipe_checkpoint_with(recipe_run, tmp_path / "mine.pt", _touch(marker))
+    refused = run_python(["-m", "dattn.cli", "export", "--weights", str(weights), "--output", str(tmp_path / "a.onnx")],
+                         check=False)
+    assert refused.returncode == 2 and "loading" not in refused.stderr  # refused by the up-front check
+    trusted = run_python(["-m", "dattn.cli", "export", "--weights", str(weights), "--trust-weights", "--imgsz", "160",
+                          "--no-verify", "--output", str(tmp_path / "b.onnx")])
+    assert marker.exists() and (tmp_path / "b.onnx").is_file(), trusted.stderr[-2000:]
+
+
 def test_trusting_the_file_runs_what_it_contains(recipe_run, tmp_path):
     marker = tmp_path / "payload-ran"
     weights = _recipe_checkpoint_with(recipe_run, tmp_path / "trusted.pt", _touch(marker))

@@ -61,7 +61,7 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
     _say(f"loading {request.weights}")
     from dattn.ultralytics.load import load
 
-    model = load(request.weights).model
+    model = load(request.weights, trust=request.trust_weights).model
     prepared, head = prepare_for_export(model, request.dynamic, request.end2end, request.imgsz, request.weights)
     raw = _trace(prepared, head, request)
     report.lines += _choices(request, raw, head, sampling_sites(prepared, _example(request)))

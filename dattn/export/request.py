@@ -76,13 +76,13 @@ def normalize_imgsz(imgsz, flag: str = "--imgsz") -> tuple[int, int]:
 def check_weights(weights: str | Path, trust: bool = False) -> Path:
     """The checkpoint, if it is one that can be read: missing, unreadable, foreign and damaged files are refused,
     and (unless trusted) so is one that references anything a YOLO checkpoint does not need."""
-    from dattn.ultralytics.checkpoint import referenced_globals
+    from dattn.ultralytics.checkpoint import check_checkpoint
 
     path = Path(weights)
     if path.suffix.lower() in (".onnx", ".engine", ".plan"):
         raise CheckpointError(f"{path}: dattn-export expects a .pt checkpoint; to run an exported model use "
                               f"`dattn predict --model {path} --source IMAGE`")
-    referenced_globals(path)  # the file, its zip archive and its pickle are checked without unpickling anything
+    check_checkpoint(path, trust)  # the file, its zip archive and its pickle's globals, without unpickling anything
     return path
 
 

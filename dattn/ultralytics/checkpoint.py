@@ -153,6 +153,7 @@ def _allowlist(path, names: list[str]) -> list:
     """
     import numpy as np
 
+    _import_homes()
     allowed = {name: _allowed(name) for name in sorted(names)}
     refused = [name for name, obj in allowed.items() if obj is None]
     missing = [name for name in refused if _is_pasted_location(name.rpartition(".")[0]) and not _exists(name)]
@@ -180,6 +181,15 @@ def _exists(name: str) -> bool:
 
 def _within(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def _import_homes() -> None:
+    """Import the fixed packages module classes may come from (never a module the file names), so that a check
+    made before anything loaded ultralytics judges its classes as a load would."""
+    import importlib
+
+    for package in (*MODULE_CLASS_HOMES, *CRITERION_HOMES):
+        importlib.import_module(package)
 
 
 def _loaded_class(name: str) -> type | None:
