@@ -23,9 +23,9 @@ from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import Detections
 from runtime_models import sample_images, validation_images
 
-IMGSZ = 160
+IMGSZ = 160  # for the models built from yamls here; the fixtures are exported at the size they were trained at
 CONF = 0.25
-SAME = Tolerance(box_fraction=1.0 / IMGSZ, score=1e-3)  # the runtime's promise: boxes within 1 px, scores within 1e-3
+SAME = Tolerance(box_fraction=0.0, score=1e-3)  # the runtime's promise: scores within 1e-3 (and boxes within 1 px)
 needs_tensorrt_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="needs tensorrt_rtx")
 
 
@@ -52,6 +52,13 @@ def run(kind, request):
 
 
 @pytest.fixture(scope="module")
+def size(kind):
+    from checkpoints import KINDS
+
+    return KINDS[kind].imgsz
+
+
+@pytest.fixture(scope="module")
 def images(run):
     return sample_images() + validation_images(run, 6)
 
@@ -62,11 +69,11 @@ def _pt_model(kind, run):
     return (RTDETR if kind == "rtdetr" else YOLO)(str(run / "best.pt"))
 
 
-def _theirs(model, image, kind, head_is_end2end=True) -> Detections:
+def _theirs(model, image, kind, size, head_is_end2end=True) -> Detections:
     """ultralytics' predictions on `image` at the export's size (full size: a static export sees no other), on the
     branch the export took (nms=False selects YOLO26's one-to-one branch, nms=True its one-to-many one)."""
     options = {} if kind == "rtdetr" else {"rect": False, "nms": not head_is_end2end}
-    boxes = model.predict(str(image), imgsz=IMGSZ, conf=CONF, verbose=False, **options)[0].boxes
+    boxes = model.predict(str(image), imgsz=size, conf=CONF, verbose=False, **options)[0].boxes
     return Detections(boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(np.int64))
 
 
@@ -80,8 +87,8 @@ def _assert_same(name, ours, theirs) -> int:
 
 
 @pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather")])
-def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, opset, form):
-    path, report = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=IMGSZ, opset=opset)
+def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, size, opset, form):
+    path, report = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=size, opset=opset)
     model = onnx.load(str(path))
     head = HEADS[_expected_head(kind)]
     assert len(model.graph.output) == 1, [o.name for o in model.graph.output]
@@ -97,26 +104,26 @@ def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, opset
     assert "verified on" in report and "DIFFER" not in report
 
 
-def test_jetpack_4_gets_the_nms_free_branch_without_mod_or_grid_sample(export_once, kind, run):
-    path, report = export_once(run / "best.pt", f"{kind}-trt8.2.onnx", imgsz=IMGSZ, target="trt8.2")
+def test_jetpack_4_gets_the_nms_free_branch_without_mod_or_grid_sample(export_once, kind, run, size):
+    path, report = export_once(run / "best.pt", f"{kind}-trt8.2.onnx", imgsz=size, target="trt8.2")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert not ops & {"Mod", "GridSample", "LayerNormalization", "Einsum"}, ops  # none parses on TensorRT 8.2
     assert "verified on" in report and "DIFFER" not in report
 
 
 @pytest.mark.parametrize("opset", [17, 13])
-def test_detector_gives_ultralytics_detections(export_once, kind, run, images, opset):
+def test_detector_gives_ultralytics_detections(export_once, kind, run, size, images, opset):
     from dattn.runtime import Detector
 
-    path, _ = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=IMGSZ, opset=opset)
+    path, _ = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=size, opset=opset)
     detector, model = Detector(path, conf=CONF), _pt_model(kind, run)
     assert detector.head.name == _expected_head(kind)
-    matched = sum(_assert_same(image.name, detector.predict(str(image)), _theirs(model, image, kind)) for image in images)
+    matched = sum(_assert_same(image.name, detector.predict(str(image)), _theirs(model, image, kind, size)) for image in images)
     assert matched >= len(images), f"only {matched} detections compared: the comparison says little"
 
 
-def test_dattn_predict_writes_the_detections_and_names_the_head(export_once, kind, run, images, tmp_path):
-    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=IMGSZ, opset=17)
+def test_dattn_predict_writes_the_detections_and_names_the_head(export_once, kind, run, size, images, tmp_path):
+    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=size, opset=17)
     result = run_python(["-m", "dattn.cli", "predict", "--model", str(path), "--source", str(images[-1].parent),
                          "--save-json", str(tmp_path / "found.json"), "--conf", str(CONF)])
     records = json.loads((tmp_path / "found.json").read_text())
@@ -124,13 +131,13 @@ def test_dattn_predict_writes_the_detections_and_names_the_head(export_once, kin
     assert "head" in result.stderr.splitlines()[0] and _expected_head(kind) in result.stderr.splitlines()[0]
 
 
-def test_stock_ultralytics_runs_the_export(export_once, kind, run, images):
+def test_stock_ultralytics_runs_the_export(export_once, kind, run, size, images):
     from dattn.runtime import Detector
 
-    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=IMGSZ, opset=17)
+    path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=size, opset=17)
     image = images[-1]
     code = (f"from ultralytics import {'RTDETR as M' if kind == 'rtdetr' else 'YOLO as M'}\n"
-            f"r = M({str(path)!r}).predict({str(image)!r}, imgsz={IMGSZ}, conf={CONF}, verbose=False)[0].boxes\n"
+            f"r = M({str(path)!r}).predict({str(image)!r}, imgsz={size}, conf={CONF}, verbose=False)[0].boxes\n"
             "import sys; assert 'dattn' not in sys.modules\n"
             "print(r.xyxy.tolist(), r.conf.tolist(), r.cls.tolist())\n")
     boxes, scores, classes = eval(run_python(code).stdout.strip().splitlines()[-1])  # noqa: S307 (our own print)
@@ -139,9 +146,9 @@ def test_stock_ultralytics_runs_the_export(export_once, kind, run, images):
 
 
 @pytest.mark.parametrize("precision", ["half", "int8"])
-def test_reduced_precision_keeps_the_sampling_float_and_passes_its_checks(export_once, kind, run, precision):
+def test_reduced_precision_keeps_the_sampling_float_and_passes_its_checks(export_once, kind, run, size, precision):
     options = {"half": True} if precision == "half" else {"int8": True, "data": str(run / "data" / "data.yaml")}
-    path, report = export_once(run / "best.pt", f"{kind}-{precision}.onnx", imgsz=IMGSZ, **options)
+    path, report = export_once(run / "best.pt", f"{kind}-{precision}.onnx", imgsz=size, **options)
     model = onnx.load(str(path))
     producer = {out: n for n in model.graph.node for out in n.output}
     samplers = [n for n in model.graph.node if n.op_type == "GridSample"]
@@ -157,10 +164,10 @@ def test_reduced_precision_keeps_the_sampling_float_and_passes_its_checks(export
 
 
 @needs_tensorrt_rtx
-def test_tensorrt_for_rtx_builds_an_engine(export_once, kind, run):
+def test_tensorrt_for_rtx_builds_an_engine(export_once, kind, run, size):
     from dattn.runtime.engine_file import read_engine_file
 
-    path, report = export_once(run / "best.pt", f"{kind}.engine", imgsz=IMGSZ, format="engine", target="trt-rtx",
+    path, report = export_once(run / "best.pt", f"{kind}.engine", imgsz=size, format="engine", target="trt-rtx",
                                verify=False)
     engine = read_engine_file(path)
     assert engine.module_name == "tensorrt_rtx" and engine.metadata["dattn_head"] == _expected_head(kind)
@@ -169,13 +176,13 @@ def test_tensorrt_for_rtx_builds_an_engine(export_once, kind, run):
 def test_yolo26_one_to_many_branch_on_request(export_once, yolo26_run):
     from dattn.runtime import Detector
 
-    path, report = export_once(yolo26_run / "best.pt", "yolo26-nms.onnx", imgsz=IMGSZ, end2end=False)
+    path, report = export_once(yolo26_run / "best.pt", "yolo26-nms.onnx", imgsz=160, end2end=False)
     assert "NMS in post-processing" in report
     detector = Detector(path, conf=CONF)
     assert detector.head.name == "anchors"
     model = _pt_model("yolo26", yolo26_run)
     images = sample_images() + validation_images(yolo26_run, 4)
-    assert sum(_assert_same(i.name, detector.predict(str(i)), _theirs(model, i, "yolo26", head_is_end2end=False))
+    assert sum(_assert_same(i.name, detector.predict(str(i)), _theirs(model, i, "yolo26", 160, head_is_end2end=False))
                for i in images) > 0
 
 
@@ -183,7 +190,7 @@ def test_the_branch_flag_is_refused_where_there_is_no_choice(recipe_weights, rtd
     with pytest.raises(ConfigError, match="--end2end: .* head has no NMS-free one-to-one branch"):
         dattn.export(recipe_weights, imgsz=IMGSZ, end2end=True, output=str(tmp_path / "x.onnx"))
     with pytest.raises(ConfigError, match="RT-DETR, whose decoder predicts without NMS always"):
-        dattn.export(rtdetr_run / "best.pt", imgsz=IMGSZ, end2end=False, output=str(tmp_path / "y.onnx"))
+        dattn.export(rtdetr_run / "best.pt", imgsz=128, end2end=False, output=str(tmp_path / "y.onnx"))
     assert list(tmp_path.iterdir()) == []
 
 

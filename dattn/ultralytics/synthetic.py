@@ -52,15 +52,15 @@ def make_dataset(root: str | Path, n_train: int = 48, n_val: int = 64, imgsz: in
 
 
 def train(model, data: str | Path, project: str | Path, epochs: int = 80, imgsz: int = 160, batch: int = 8,
-          seed: int = 0) -> Path:
+          seed: int = 0, **overrides) -> Path:
     """Train `model` (a yaml name, or an ultralytics YOLO or RTDETR object) briefly on the CPU; returns the best.pt
-    it wrote."""
+    it wrote. `overrides` are further ultralytics training arguments (optimizer, lr0, ...)."""
     from ultralytics import YOLO
 
     yolo = YOLO(model) if isinstance(model, (str, Path)) else model
     yolo.train(  # val=False: validated once, after the last epoch
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, workers=0, device="cpu", amp=False, val=False,
-        plots=False, project=str(Path(project).resolve()), name="train", exist_ok=True, seed=seed, verbose=False,
+        plots=False, project=str(Path(project).resolve()), name="train", exist_ok=True, seed=seed, verbose=False, **overrides,
     )
     best = Path(yolo.trainer.best)
     if not best.is_file():
