@@ -18,6 +18,8 @@ from dattn import CheckpointError
 from dattn.ultralytics.checkpoint import check_checkpoint
 from recipe import recipe_classes_pasted
 
+pytestmark = pytest.mark.ultralytics_83
+
 
 class _Call:
     """Unpickles as `func(*args)`: what a malicious file asks the unpickler to do."""

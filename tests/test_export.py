@@ -11,11 +11,12 @@ import torch
 
 import dattn
 from conftest import run_python
-from dattn.export import verify as v
 from dattn.errors import ConfigError
+from dattn.export import pipeline
+from dattn.export import verify as v
 from dattn.export.passes import find_float64
-from dattn.export.targets import EXPORTERS
-from dattn.export.torch_onnx import prepare_for_export
+from dattn.export.targets import EXPORTERS, plan_export
+from dattn.export.torch_onnx import export_onnx, prepare_for_export
 from dattn.runtime.heads import HEADS
 from runtime_models import letterboxed
 
@@ -52,19 +53,40 @@ def _image_cases(size=(IMGSZ, IMGSZ)):
     return [(p.name, letterboxed(p, size)[None]) for p in v.sample_image_paths()] + [("random", v.random_batch(1, size))]
 
 
+@pytest.fixture(scope="module")
+def traced(recipe_weights):
+    """trace(exporter, opset) -> the raw ONNX, traced once: the grid-sample forms are passes on the same trace."""
+    model, _ = prepare_for_export(dattn.load(recipe_weights).model, dynamic=False)
+    cache = {}
+
+    def trace(exporter, opset):
+        if (exporter, opset) not in cache:
+            cache[exporter, opset] = export_onnx(model, torch.zeros(1, 3, IMGSZ, IMGSZ), opset, False, exporter)
+        return cache[exporter, opset]
+
+    return trace
+
+
 @pytest.mark.parametrize("exporter, opset, form", MATRIX, ids=[f"{e}-opset{o}-{f}" for e, o, f in MATRIX])
-def test_every_opset_and_form_agrees_with_pytorch(recipe_weights, torch_model, conf, tmp_path, exporter, opset, form):
-    out = dattn.export(recipe_weights, imgsz=IMGSZ, opset=opset, grid_sample=form, output=tmp_path / "m.onnx", conf=conf, exporter=exporter)
-    model = onnx.load(str(out))
+def test_every_opset_and_form_agrees_with_pytorch(traced, torch_model, conf, tmp_path, exporter, opset, form):
+    model = pipeline.float32_onnx(traced(exporter, opset), plan_export("ort", opset, form), simplify=True)
     ops = {n.op_type for n in model.graph.node}
     assert [i.version for i in model.opset_import if i.domain in ("", "ai.onnx")] == [opset]
     assert model.ir_version == onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
     assert "Einsum" not in ops and find_float64(model) == []
     assert ("GridSample" in ops) == (form == "native") and ("DAttnGridSample" in ops) == (form == "plugin")
-    meta = {p.key: p.value for p in model.metadata_props}
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    _check_against_torch(tmp_path / "m.onnx", torch_model, conf, _image_cases())
+
+
+@pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather"), (16, "plugin")])
+def test_the_export_writes_the_form_its_metadata_and_its_picture(recipe_weights, export_once, conf, opset, form):
+    out, report = export_once(recipe_weights, f"recipe-{opset}-{form}.onnx", imgsz=IMGSZ, opset=opset, grid_sample=form,
+                              conf=conf)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["dattn_grid_sample"] == form and meta["dattn_opset"] == str(opset) and meta["imgsz"] == str([IMGSZ, IMGSZ])
-    assert (tmp_path / "m_verify.png").is_file()
-    _check_against_torch(out, torch_model, conf, _image_cases())
+    assert meta["dattn_head"] == "anchors" and meta["end2end"] == "False"
+    assert out.with_name(f"recipe-{opset}-{form}_verify.png").is_file() and "verified on 3 inputs" in report
 
 
 @by_exporter
@@ -99,6 +121,7 @@ def test_the_recipe_class_would_fail_the_dynamic_check(recipe_weights, torch_mod
     assert error > 1.0, f"boxes moved by only {error:.3g} px"
 
 
+@pytest.mark.ultralytics_83
 @by_exporter
 def test_cli_prints_progress_summary_and_the_path_last(recipe_weights, tmp_path, exporter):
     out = tmp_path / "cli.onnx"
@@ -111,6 +134,7 @@ def test_cli_prints_progress_summary_and_the_path_last(recipe_weights, tmp_path,
     assert out.is_file() and (tmp_path / "cli_verify.png").is_file()
 
 
+@pytest.mark.ultralytics_83
 @by_exporter
 def test_stock_ultralytics_predicts_with_the_exported_onnx(recipe_weights, tmp_path, exporter):
     out = dattn.export(recipe_weights, imgsz=IMGSZ, output=tmp_path / "plain.onnx", verify=False, exporter=exporter)
@@ -138,6 +162,7 @@ def _calibrated_checkpoint(cfg: str, path: Path) -> Path:
     return path
 
 
+@pytest.mark.ultralytics_83
 @by_exporter
 @pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolov8n-dattn-p4.yaml", "yolo11n-dattn.yaml"])
 def test_plain_p4_and_yolo11_models_export(cfg, tmp_path, exporter):
@@ -150,6 +175,7 @@ def _listing(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.ultralytics_83
 @pytest.mark.parametrize("kwargs, message", [
     ({"opset": 13, "grid_sample": "native"}, "--grid-sample native needs opset 16"),
     ({"opset": 9}, "opset 9 is not supported"),
@@ -171,6 +197,7 @@ def test_bad_requests_fail_clearly_and_write_nothing(recipe_weights, tmp_path, k
     assert _listing(tmp_path) == before and weights.read_bytes() == recipe_weights.read_bytes()
 
 
+@pytest.mark.ultralytics_83
 def test_cli_rejects_weights_that_are_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.pt"
     bad.write_text("hello")

@@ -7,8 +7,9 @@ ultralytics' own predictions compare real detections.
 
 from __future__ import annotations
 
-import json
+import ast
 import importlib.util
+import json
 
 import numpy as np
 import onnx
@@ -23,6 +24,7 @@ from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import Detections
 from runtime_models import sample_images, validation_images
 
+pytestmark = pytest.mark.ultralytics_83
 IMGSZ = 160  # for the models built from yamls here; the fixtures are exported at the size they were trained at
 CONF = 0.25
 SAME = Tolerance(box_fraction=0.0, score=1e-3)  # the runtime's promise: scores within 1e-3 (and boxes within 1 px)
@@ -86,9 +88,12 @@ def _assert_same(name, ours, theirs) -> int:
     return result.matched
 
 
-@pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather")])
+@pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather"), (17, "plugin")])
 def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, size, opset, form):
-    path, report = export_once(run / "best.pt", f"{kind}-{opset}.onnx", imgsz=size, opset=opset)
+    # The plugin form is verified through the plugin's CPU reference: RT-DETR's nodes have align_corners 0.
+    grid_sample = {"grid_sample": "plugin"} if form == "plugin" else {}
+    path, report = export_once(run / "best.pt", f"{kind}-{opset}{'-plugin' if grid_sample else ''}.onnx", imgsz=size,
+                               opset=opset, **grid_sample)
     model = onnx.load(str(path))
     head = HEADS[_expected_head(kind)]
     assert len(model.graph.output) == 1, [o.name for o in model.graph.output]
@@ -98,7 +103,11 @@ def test_the_export_has_the_one_output_of_the_head(export_once, kind, run, size,
     assert meta["dattn_head"] == head.name and meta["dattn_grid_sample"] == form
     assert meta["end2end"] == str(kind == "yolo26") and meta["task"] == "detect"
     ops = [n.op_type for n in model.graph.node]
-    assert ("GridSample" in ops) == (form == "native")
+    assert ("GridSample" in ops) == (form == "native") and ("DAttnGridSample" in ops) == (form == "plugin")
+    if form == "plugin" and kind == "rtdetr":
+        corners = sorted(a.i for n in model.graph.node if n.op_type == "DAttnGridSample" for a in n.attribute
+                         if a.name == "align_corners")
+        assert corners == [0] * 6 + [1]  # the decoder's six, DAttention's one
     sites = "1 in DAttention" + (", 6 in RT-DETR decoder" if kind == "rtdetr" else "")
     assert f"sampling steps written as {form}: {sites}" in report, report
     assert "verified on" in report and "DIFFER" not in report
@@ -135,14 +144,15 @@ def test_stock_ultralytics_runs_the_export(export_once, kind, run, size, images)
     from dattn.runtime import Detector
 
     path, _ = export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=size, opset=17)
-    image = images[-1]
+    detector = Detector(path, conf=CONF)
+    image = max(images, key=lambda i: len(detector.predict(str(i)).scores))  # the image with the most detections
     code = (f"from ultralytics import {'RTDETR as M' if kind == 'rtdetr' else 'YOLO as M'}\n"
             f"r = M({str(path)!r}).predict({str(image)!r}, imgsz={size}, conf={CONF}, verbose=False)[0].boxes\n"
             "import sys; assert 'dattn' not in sys.modules\n"
-            "print(r.xyxy.tolist(), r.conf.tolist(), r.cls.tolist())\n")
-    boxes, scores, classes = eval(run_python(code).stdout.strip().splitlines()[-1])  # noqa: S307 (our own print)
+            "print(repr((r.xyxy.tolist(), r.conf.tolist(), r.cls.tolist())))\n")
+    boxes, scores, classes = ast.literal_eval(run_python(code).stdout.strip().splitlines()[-1])
     theirs = Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), np.array(classes, np.int64))
-    assert _assert_same(image.name, Detector(path, conf=CONF).predict(str(image)), theirs) > 0
+    assert _assert_same(image.name, detector.predict(str(image)), theirs) > 0
 
 
 @pytest.mark.parametrize("precision", ["half", "int8"])

@@ -18,7 +18,7 @@ def lint(root: Path) -> subprocess.CompletedProcess:
 
 
 def copy_of_the_package(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "dattn", tmp_path / "dattn", ignore=shutil.ignore_patterns("__pycache__", "_plugins"))
+    shutil.copytree(REPO / "dattn", tmp_path / "dattn", ignore=shutil.ignore_patterns("__pycache__", "trt_gridsample"))
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     return tmp_path
 

@@ -228,3 +228,14 @@ def test_plugin_modules_the_runtime_imports_run_on_python_3_6():
     result = subprocess.run([str(vermin), "-t=3.6-", "--no-tips", "--violations", *map(str, modules),
                              str(REPO / "dattn" / "errors.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["path"], ["build", "--tensorrt-root", "/nonexistent/tensorrt"]])
+def test_the_plugin_commands_report_a_missing_prerequisite_as_bad_input(args, tmp_path):
+    from conftest import run_python
+
+    result = run_python(["-m", "dattn.cli", "plugin", *args, *(["--build-dir", str(tmp_path / "b")] if args[0] == "build" else [])],
+                        check=False, env={"DATTN_TRT_PLUGIN": str(tmp_path / "none.so"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"dattn plugin {args[0]}: error: "), lines

@@ -70,3 +70,14 @@ def test_a_bad_triton_option_fails_in_the_cli_before_the_model_is_loaded(recipe_
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["dattn export: error: --instances must be a whole number of at least 1, got 0"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_yaml_with_a_missing_split_is_one_line_and_nothing_else(recipe_weights, recipe_run, tmp_path):
+    data = tmp_path / "bad.yaml"
+    data.write_text(f"path: {recipe_run / 'data'}\ntrain: images/train\nval: {tmp_path / 'nowhere'}\nnames:\n  0: box\n  1: disc\n")
+    result = run_python(["-m", "dattn.cli", "export", "--weights", str(recipe_weights), "--int8", "--data", str(data),
+                         "--output", str(tmp_path / "x.onnx")], check=False)
+    assert result.returncode == 2 and result.stdout == ""  # ultralytics prints a blank line before its own error
+    assert result.stderr.strip().splitlines() == [
+        f"dattn export: error: --data {data}: not a usable ultralytics data yaml (Dataset '{data}' images not found, "
+        f"missing path '{tmp_path / 'nowhere'}')"]

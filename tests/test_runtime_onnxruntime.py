@@ -312,3 +312,39 @@ def test_model_info_names_the_file_and_key():
     assert model_info({"names": {"0": "a"}, "stride": 64, "imgsz": [128]}, (None, 3, None, None))[:5] == (
         {0: "a"}, 64, (128, 128), True, None)
     assert model_info({}, (2, 3, 96, 64))[:5] == ({}, 32, (96, 64), False, 2)
+
+
+def _tiny_model(kind: str, path):
+    """An ONNX that is not a detector: two inputs added, an identity over an image, or a uint8 image input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    float_image = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])
+    if kind == "add":
+        inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [4]) for n in "ab"]
+        nodes, output = [helper.make_node("Add", ["a", "b"], ["y"])], helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
+    elif kind == "identity":
+        inputs, nodes = [float_image], [helper.make_node("Identity", ["images"], ["y"])]
+        output = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])
+    else:
+        inputs = [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, 3, 32, 32])]
+        nodes = [helper.make_node("Cast", ["images"], ["y"], to=TensorProto.FLOAT)]
+        output = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])
+    model = helper.make_model(helper.make_graph(nodes, kind, inputs, [output]), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [("add", "not a detector: a detector takes one float32 (N, 3, H, W) image"),
+                                           ("uint8", "not a detector: a detector takes one float32 (N, 3, H, W) image"),
+                                           ("identity", "its output has shape 1x3x32x32, but a YOLO")])
+def test_an_onnx_that_is_not_a_detector_is_refused_in_one_line(kind, message, tmp_path):
+    from dattn.runtime import Detector
+
+    path = _tiny_model(kind, tmp_path / f"{kind}.onnx")
+    with pytest.raises(ModelFileError, match=re.escape(message)) as error:
+        Detector(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+    result = run_python(["-m", "dattn.cli", "predict", "--model", str(path), "--source", str(sample_images()[0])],
+                        check=False, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr

@@ -349,7 +349,6 @@ def test_the_graph_and_the_engine_may_be_given_in_memory(onnx_files, rtx_engine,
     assert onnx.load(str(plain / NAME / "1" / "model.onnx")) == onnx.load(str(onnx_files["static"]))
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(tensorrt10_include_dir() is None, reason="needs TensorRT 10+ headers (TRT_INCLUDE_DIRS) to build the plugin")
 def test_plugin_engine_ships_the_library_and_the_plugin_sources(onnx_files, rtx_engine, tmp_path):
     from dattn.export.tensorrt import engine_metadata

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "trt_gridsample"
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "dattn" / "plugin" / "trt_gridsample"
 HOST_SOURCE = PLUGIN_DIR / "host" / "gridSampleHost.cpp"
 # fp32 against torch's fp32 CPU kernel: only the rounding of the unnormalised coordinate differs.
 TOLERANCE = 1e-5

@@ -1,7 +1,7 @@
 """The plugin classes behave as TensorRT expects, checked on the CPU without libnvinfer or a GPU.
 
 For each TensorRT header folder in TRT_INCLUDE_DIRS (os.pathsep-separated) or TRT_INCLUDE_DIR, a C++ driver
-(plugins/trt_gridsample/tests/gridSamplePluginRoundTrip.cpp with driverSupport.cpp and allocationFaults.cpp) is
+(dattn/plugin/trt_gridsample/tests/gridSamplePluginRoundTrip.cpp with driverSupport.cpp and allocationFaults.cpp) is
 compiled with g++ together with the plugin sources (the registration file with static registration off), the
 kernel object (nvcc, one architecture, once per session) and CUDA's static runtime, and run. It calls the
 plugin's build-time methods as TensorRT's builder does and its runtime methods as an engine does, and prints
@@ -40,8 +40,8 @@ from toolchain import cuda_include_dir
 
 from dattn.plugin.build import find_nvcc
 
-# The checkout's sources, next to this file: a wheel's copy (dattn/_plugins) carries no tests/ folder.
-SOURCE = Path(__file__).resolve().parents[1] / "plugins" / "trt_gridsample"
+# The checkout's sources (a wheel's copy carries no tests/ folder).
+SOURCE = Path(__file__).resolve().parents[1] / "dattn" / "plugin" / "trt_gridsample"
 DRIVER = SOURCE / "tests" / "gridSamplePluginRoundTrip.cpp"
 DRIVER_SOURCES = [DRIVER, SOURCE / "tests" / "driverSupport.cpp", SOURCE / "tests" / "allocationFaults.cpp"]
 NVCC = find_nvcc()

@@ -11,6 +11,8 @@ from conftest import run_python
 from dattn import CheckpointError
 
 
+pytestmark = pytest.mark.ultralytics_83
+
 
 def asset(name: str) -> Path:
     """One of the sample images ultralytics ships."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import tempfile
 from pathlib import Path
 
@@ -19,16 +16,13 @@ def validation_map(model_path: Path, data_yaml: Path, imgsz: int, batch: int, he
     export are measured on the same inputs (ultralytics would pad a .pt's batches to other sizes).
     """
     from ultralytics import RTDETR, YOLO
-    from ultralytics.utils import LOGGER
 
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)  # the validator's own progress and tables would drown dattn's report
-    try:
-        with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, contextlib.redirect_stdout(io.StringIO()):
-            model = RTDETR(str(model_path)) if head.stretched else YOLO(str(model_path), task="detect")
-            branch = {"nms": False} if head.name == "topk" else {}  # how ultralytics selects the one-to-one branch
-            metrics = model.val(data=str(data_yaml), imgsz=imgsz, batch=batch, rect=False, device="cpu", plots=False,
-                                verbose=False, project=project, name="val", save_json=False, **branch)
-    finally:
-        LOGGER.setLevel(level)
+    from dattn.ultralytics.quiet import ultralytics_quiet
+
+    # The validator's own progress and tables would drown dattn's report.
+    with tempfile.TemporaryDirectory(prefix="dattn-val-") as project, ultralytics_quiet():
+        model = RTDETR(str(model_path)) if head.stretched else YOLO(str(model_path), task="detect")
+        branch = {"nms": False} if head.name == "topk" else {}  # how ultralytics selects the one-to-one branch
+        metrics = model.val(data=str(data_yaml), imgsz=imgsz, batch=batch, rect=False, device="cpu", plots=False,
+                            verbose=False, project=project, name="val", save_json=False, **branch)
     return 100 * float(metrics.box.map), 100 * float(metrics.box.map50)

@@ -31,8 +31,11 @@ def _images_in(location: Path) -> list[Path]:
 def split_images(yaml: Path, split: str) -> list[Path]:
     from ultralytics.data.utils import check_det_dataset
 
+    from dattn.ultralytics.quiet import ultralytics_quiet
+
     try:
-        info = check_det_dataset(str(yaml), autodownload=False)
+        with ultralytics_quiet():  # it prints a blank line before its error for a missing split
+            info = check_det_dataset(str(yaml), autodownload=False)
     except Exception as e:  # ultralytics reports missing splits and bad yamls with assorted exceptions
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--data {yaml}: not a usable ultralytics data yaml ({reason})") from None

@@ -54,7 +54,8 @@ class ExportRequest:
     @property
     def picture(self) -> Path:
         """Where the verification picture goes: beside the main output (file or folder), named after it."""
-        return self.output.with_name(self.output.name.split(".")[0] + "_verify.png")
+        suffix = self.output.suffix if self.output.suffix.lower() in SUFFIX_FORMATS else ""
+        return self.output.with_name(self.output.name[:len(self.output.name) - len(suffix)] + "_verify.png")
 
     @property
     def kept_onnx(self) -> Path:

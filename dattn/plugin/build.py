@@ -1,4 +1,4 @@
-"""Build and locate the DAttnGridSample TensorRT plugin library (plugins/trt_gridsample).
+"""Build and locate the DAttnGridSample TensorRT plugin library (its sources: dattn/plugin/trt_gridsample).
 
 `dattn plugin build` runs CMake on the plugin sources; `dattn plugin path` prints the library that
 TensorRT should load (trtexec --plugins / --staticPlugins, or dattn.plugin.library.load_plugin_library).
@@ -16,19 +16,15 @@ from typing import List, Optional, Union
 from dattn.errors import PluginError
 from dattn.plugin.contract import LIBRARY_ENV, LIBRARY_NAME
 
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# A wheel carries the sources as package data; a source checkout has them at the repository root.
-_SOURCE_CANDIDATES = (_PACKAGE_DIR / "_plugins" / "trt_gridsample", _PACKAGE_DIR.parent / "plugins" / "trt_gridsample")
+# The sources travel inside the package (package data of a wheel, the folder itself in a checkout).
+_SOURCE_DIR = Path(__file__).resolve().parent / "trt_gridsample"
 
 
 def plugin_source_dir() -> Path:
     """The folder holding the plugin's CMakeLists.txt."""
-    for candidate in _SOURCE_CANDIDATES:
-        if (candidate / "CMakeLists.txt").is_file():
-            return candidate
-    raise PluginError(
-        "the plugin sources (plugins/trt_gridsample) are not in this installation; "
-        "install dattn from a source checkout or a wheel that includes them")
+    if (_SOURCE_DIR / "CMakeLists.txt").is_file():
+        return _SOURCE_DIR
+    raise PluginError(f"the plugin sources ({_SOURCE_DIR}) are not in this installation; reinstall dattn")
 
 
 def default_build_dir() -> Path:
@@ -42,9 +38,7 @@ def plugin_path() -> Optional[Path]:
     override = os.environ.get(LIBRARY_ENV)
     if override:
         return Path(override) if Path(override).is_file() else None
-    candidates = [default_build_dir() / LIBRARY_NAME]
-    for source in _SOURCE_CANDIDATES:
-        candidates += sorted(source.glob(f"build*/{LIBRARY_NAME}"))
+    candidates = [default_build_dir() / LIBRARY_NAME, *sorted(_SOURCE_DIR.glob(f"build*/{LIBRARY_NAME}"))]
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -107,11 +101,11 @@ def build_plugin(build_dir: Optional[Union[str, os.PathLike]] = None,
                              "--parallel", str(os.cpu_count() or 2)]):
         print("+", " ".join(step), flush=True)
         # Output goes straight to the terminal: compiling for a dozen architectures takes a while.
-        if subprocess.run(step).returncode != 0:
-            raise PluginError(f"`{' '.join(step)}` failed; see the output above")
+        if subprocess.run(step).returncode != 0:  # the build broke (exit 1), not a missing prerequisite (exit 2)
+            raise RuntimeError(f"`{' '.join(step)}` failed; see the output above")
     library = build / LIBRARY_NAME
     if not library.is_file():
-        raise PluginError(f"the build finished but {library} is missing")
+        raise RuntimeError(f"the build finished but {library} is missing")
     return library
 
 
@@ -124,21 +118,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     build.add_argument("--build-dir", help=f"default: {default_build_dir()}")
     build.add_argument("--tensorrt-root", help="TensorRT prefix or include folder (default: TENSORRT_ROOT, usual places)")
     build.add_argument("--cuda-archs", help="e.g. 87 or 75,86 (default: all this CUDA supports)")
-    commands.add_parser("path", help="print the built library's path (exit 1 when none)")
+    commands.add_parser("path", help="print the built library's path (exit 2 when none)")
     args = parser.parse_args(argv)
 
     if args.command == "build":
         try:
             library = build_plugin(args.build_dir, args.tensorrt_root, args.cuda_archs)
-        except PluginError as error:
-            print(f"dattn plugin build: {error}", file=sys.stderr)
-            return 1
+        except PluginError as error:  # a missing prerequisite (CMake, nvcc, TensorRT's headers): the user's to fix
+            print(f"dattn plugin build: error: {error}", file=sys.stderr)
+            return error.exit_code
         print(library)
         return 0
     library = plugin_path()
     if library is None:
-        print(f"no {LIBRARY_NAME} found: run `dattn plugin build` or set {LIBRARY_ENV}", file=sys.stderr)
-        return 1
+        print(f"dattn plugin path: error: no {LIBRARY_NAME} found: run `dattn plugin build` or set {LIBRARY_ENV}",
+              file=sys.stderr)
+        return 2
     print(library)
     return 0
 

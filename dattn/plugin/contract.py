@@ -1,7 +1,7 @@
 """The contract of the ONNX node that `--grid-sample plugin` writes and the TensorRT plugin serves, stated once.
 
 The exporter's pass, the ONNX Runtime reference op and the library loader read it from here; the C++ plugin's
-constants (plugins/trt_gridsample/gridSamplePluginCommon.h) are checked against it by the tests.
+constants (dattn/plugin/trt_gridsample/gridSamplePluginCommon.h) are checked against it by the tests.
 """
 
 # Op type == TensorRT plugin creator name. Never "GridSample": TensorRT's built-in importer would win.

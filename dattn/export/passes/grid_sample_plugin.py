@@ -1,7 +1,7 @@
 """Replace GridSample (bilinear / linear, zeros padding) by the DAttnGridSample plugin node.
 
 Why: TensorRT before 8.5 has no GridSample layer, and 10.x-11.1 read opset-20 `mode="linear"` as
-nearest; the plugin (plugins/trt_gridsample) samples bilinearly on every TensorRT from 8.2 on.
+nearest; the plugin (dattn/plugin/trt_gridsample) samples bilinearly on every TensorRT from 8.2 on.
 
 The node follows dattn/plugin/contract.py: op type DAttnGridSample in domain "dattn" (TensorRT
 >= 10.10 takes the domain as the plugin namespace), inputs X (N,C,H,W) and grid (N,Ho,Wo,2), output
