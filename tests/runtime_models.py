@@ -54,29 +54,22 @@ def strip_images(recipe_run: Path, folder: Path) -> list[Path]:
     return [wide, tall]
 
 
-def assert_same_detections(name: str, boxes, scores, classes, ref_boxes, ref_scores, ref_classes, conf: float) -> int:
-    """Same classes, boxes within 1 px, scores within 1e-3, one to one; returns the number matched.
+def assert_same_detections(name: str, boxes, scores, classes, ref_boxes, ref_scores, ref_classes, conf: float,
+                           nms: bool = True) -> int:
+    """Same classes, boxes within 1 px, scores within 1e-3, one to one, judged by the export's own comparator
+    (dattn.export.verify.compare_detections); returns the number matched.
 
-    A detection may lack a partner only when its score is within the score tolerance of `conf`, where the
-    other side's rounding may put it below the threshold.
+    A detection may lack a partner only where its score is within the score tolerance of `conf` (the other side's
+    rounding may put it below the threshold) or, after NMS, beside a box it may have suppressed.
     """
-    boxes, ref_boxes = np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(ref_boxes, np.float64).reshape(-1, 4)
-    scores, ref_scores = np.asarray(scores, np.float64), np.asarray(ref_scores, np.float64)
-    classes, ref_classes = np.asarray(classes).astype(int), np.asarray(ref_classes).astype(int)
-    unmatched = set(range(len(ref_scores)))
-    matched = 0
-    for i in np.argsort(-scores, kind="stable"):
-        partners = [j for j in unmatched if ref_classes[j] == classes[i]
-                    and np.abs(ref_boxes[j] - boxes[i]).max() <= BOX_TOLERANCE_PX
-                    and abs(ref_scores[j] - scores[i]) <= SCORE_TOLERANCE]
-        if partners:
-            unmatched.remove(min(partners, key=lambda j: np.abs(ref_boxes[j] - boxes[i]).max()))
-            matched += 1
-        else:
-            assert scores[i] <= conf + SCORE_TOLERANCE, (
-                f"{name}: detection {classes[i]} {scores[i]:.4f} {boxes[i].round(2)} has no counterpart within 1 px / 1e-3 "
-                f"among {list(zip(ref_classes, ref_scores.round(4), ref_boxes.round(2)))}")
-    for j in unmatched:
-        assert ref_scores[j] <= conf + SCORE_TOLERANCE, (
-            f"{name}: reference detection {ref_classes[j]} {ref_scores[j]:.4f} {ref_boxes[j].round(2)} is missing")
-    return matched
+    from dattn.export.verify import Tolerance, compare_detections
+    from dattn.runtime.postprocess import Detections
+
+    def detections(b, s, c):
+        return Detections(np.asarray(b, np.float32).reshape(-1, 4), np.asarray(s, np.float32), np.asarray(c).astype(np.int64))
+
+    result = compare_detections(detections(ref_boxes, ref_scores, ref_classes), detections(boxes, scores, classes), conf,
+                                Tolerance(box_fraction=0.0, score=SCORE_TOLERANCE), nms)
+    assert (result.missing, result.extra, result.other_class) == (0, 0, 0), (name, result)
+    assert result.box_error_px <= BOX_TOLERANCE_PX and result.score_error <= SCORE_TOLERANCE, (name, result)
+    return result.matched

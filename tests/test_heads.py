@@ -19,15 +19,13 @@ import torch
 import dattn
 from conftest import run_python
 from dattn.errors import ConfigError
-from dattn.export.verify import Tolerance, compare_detections
 from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import Detections
-from runtime_models import sample_images, validation_images
+from runtime_models import assert_same_detections, sample_images, validation_images
 
 pytestmark = pytest.mark.ultralytics_83
 IMGSZ = 160  # for the models built from yamls here; the fixtures are exported at the size they were trained at
 CONF = 0.25
-SAME = Tolerance(box_fraction=0.0, score=1e-3)  # the runtime's promise: scores within 1e-3 (and boxes within 1 px)
 needs_tensorrt_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="needs tensorrt_rtx")
 
 
@@ -79,13 +77,9 @@ def _theirs(model, image, kind, size, head_is_end2end=True) -> Detections:
     return Detections(boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(np.int64))
 
 
-def _assert_same(name, ours, theirs) -> int:
-    """The runtime's promise, judged by the export's own comparator: same classes, boxes within 1 px, scores 1e-3."""
-    found = Detections(np.asarray(ours.boxes), np.asarray(ours.scores), np.asarray(ours.class_ids))
-    result = compare_detections(theirs, found, CONF, SAME, nms=False)
-    assert (result.missing, result.extra, result.other_class) == (0, 0, 0), (name, result)
-    assert result.box_error_px <= 1.0 and result.score_error <= 1e-3, (name, result)
-    return result.matched
+def _assert_same(name, ours, theirs: Detections) -> int:
+    return assert_same_detections(name, ours.boxes, ours.scores, ours.class_ids, theirs.boxes, theirs.scores,
+                                  theirs.class_ids, CONF, nms=False)
 
 
 @pytest.mark.parametrize("opset, form", [(17, "native"), (13, "gather"), (17, "plugin")])

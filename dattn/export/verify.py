@@ -146,6 +146,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
 
 
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU, and 1 for boxes within a pixel of each other: a box clipped to a line at an image edge has no area."""
+    near = np.abs(a[:, None, :] - b[None, :, :]).max(-1) <= 1.0
+    return np.where(near, 1.0, _iou(a, b))
+
+
 def compare_detections(ref: Detections, out: Detections, conf: float, tol: Tolerance,
                        nms: bool = True) -> DetectionComparison:
     """Match each detection to its best counterpart (IoU >= 0.5), greedily by overlap, preferring the same class:
@@ -158,7 +164,7 @@ def compare_detections(ref: Detections, out: Detections, conf: float, tol: Toler
     class scores were within the tolerance of each other.
     """
     same_class = ref.class_ids[:, None] == out.class_ids[None, :]
-    overlap = _iou(ref.boxes, out.boxes) if len(ref.scores) and len(out.scores) else np.zeros((len(ref.scores), len(out.scores)))
+    overlap = _overlap(ref.boxes, out.boxes) if len(ref.scores) and len(out.scores) else np.zeros((len(ref.scores), len(out.scores)))
     could_be_suppressed = (overlap >= NMS_IOU - NMS_MARGIN) & same_class if nms else np.zeros(overlap.shape, bool)
     ranking = overlap * np.where(same_class, 1.0, 0.999)  # ties go to the same class
     pairs = []
