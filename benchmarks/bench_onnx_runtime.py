@@ -4,9 +4,11 @@ All three run with the same thread count on the same letterboxed image at 640 px
 interleaved (each round runs every runtime once, in a rotating order) so drifts in clock speed or load hit
 all of them alike; the table reports the median of the rounds, after a warm-up.
 
-    python benchmarks/bench_onnx_runtime.py [--weights best.pt] [--threads 2] [--repeats 30] [--warmup 5]
+    python benchmarks/bench_onnx_runtime.py [--weights best.pt | --cfg yolov8n-dattn.yaml] [--threads 2] [--repeats 30]
+    python benchmarks/bench_onnx_runtime.py --cfg rtdetr-l.yaml            # RT-DETR's deformable decoder
+    python benchmarks/bench_onnx_runtime.py --cfg yolo26n-dattn.yaml --end2end   # YOLO26's NMS-free branch
 
-Without --weights it builds yolov8n-dattn from dattn's yaml, calibrates its BatchNorm statistics with a few
+Without --weights it builds the --cfg yaml (default yolov8n-dattn), calibrates its BatchNorm statistics with a few
 train-mode passes on random images (so activations have a trained model's scale), and times that.
 """
 
@@ -28,15 +30,15 @@ GOAL_ORT_VS_TORCH = 0.5  # ONNX Runtime at most half of PyTorch eager
 GOAL_GATHER_VS_NATIVE = 1.3  # the pure-ONNX gather form at most 30% slower than native GridSample
 
 
-def calibrated_checkpoint(path: Path, passes: int = 4, batch: int = 4) -> Path:
-    """yolov8n-dattn from yaml with BatchNorm running statistics averaged over random images, saved to `path`."""
+def calibrated_checkpoint(cfg: str, path: Path, passes: int = 4, batch: int = 4) -> Path:
+    """A model built from the yaml `cfg` with BatchNorm running statistics averaged over random images, saved to `path`."""
     import torch
-    from ultralytics import YOLO
+    from ultralytics import RTDETR, YOLO
 
     import dattn  # noqa: F401  (registers DAttention, so the yaml builds)
 
     torch.manual_seed(0)  # the same initial weights every run
-    yolo = YOLO("yolov8n-dattn.yaml")
+    yolo = (RTDETR if "rtdetr" in Path(cfg).name else YOLO)(cfg)
     model = yolo.model
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -103,7 +105,11 @@ def time_interleaved(runners: dict, batch, repeats: int, warmup: int) -> dict[st
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, help="a YOLO checkpoint; default: calibrated yolov8n-dattn from yaml")
+    parser.add_argument("--weights", type=Path, help="a YOLO or RT-DETR checkpoint; default: the --cfg yaml, calibrated")
+    parser.add_argument("--cfg", default="yolov8n-dattn.yaml", help="the model yaml built without --weights "
+                        "(default yolov8n-dattn.yaml; e.g. yolo26n-dattn.yaml, rtdetr-l.yaml)")
+    parser.add_argument("--end2end", action=argparse.BooleanOptionalAction, default=None,
+                        help="the branch of a head with an NMS-free one (default: as built or saved)")
     parser.add_argument("--threads", type=int, default=2, help="threads for torch and ONNX Runtime alike (default 2)")
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds; the median is reported (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default 5)")
@@ -112,39 +118,41 @@ def main(argv=None) -> int:
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--threads and --repeats must be at least 1, --warmup at least 0")
 
-    import numpy as np
     import onnxruntime
     import torch
 
     import dattn
     from dattn.export import verify as v
     from dattn.export.torch_onnx import prepare_for_export
+    from dattn.runtime.heads import HEADS, network_input
+    from dattn.runtime.preprocess import read_image
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="dattn-bench-ort-") as tmp:
         tmp = Path(tmp)
         if args.weights is None:
-            print("building yolov8n-dattn.yaml and calibrating BatchNorm on random images ...", file=sys.stderr)
-            weights = calibrated_checkpoint(tmp / "yolov8n-dattn.pt")
+            print(f"building {args.cfg} and calibrating BatchNorm on random images ...", file=sys.stderr)
+            weights = calibrated_checkpoint(args.cfg, tmp / "model.pt")
         else:
             weights = args.weights
         exports = {}
         for form in ("native", "gather"):
-            exports[form] = dattn.export(weights, imgsz=IMGSZ, opset=args.opset, grid_sample=form,
+            exports[form] = dattn.export(weights, imgsz=IMGSZ, opset=args.opset, grid_sample=form, end2end=args.end2end,
                                          output=tmp / f"{form}.onnx", verify=False)
 
-        model = prepare_for_export(dattn.load(weights).model, dynamic=False)  # fused eval, as exported
+        model, head = prepare_for_export(dattn.load(weights).model, False, args.end2end, (IMGSZ, IMGSZ))  # as exported
         torch_run = v.torch_runner(model)
         runners = {
             "torch eager": torch_run,
             "ort native": onnxruntime_runner(exports["native"], args.threads),
             "ort gather": onnxruntime_runner(exports["gather"], args.threads),
         }
-        batch = v.letterbox(v.sample_image_paths()[0], (IMGSZ, IMGSZ))[None]
-        reference = torch_run(batch)
+        layout = HEADS[head.name]
+        batch = network_input(layout, read_image(v.sample_image_paths()[0]), (IMGSZ, IMGSZ))[None]
         for name in ("ort native", "ort gather"):
-            error = float(np.abs(runners[name](batch) - reference).max() / max(np.abs(reference).max(), 1e-9))
-            print(f"{name}: max error relative to output scale {error:.1e}", file=sys.stderr)
+            result, _, _ = v.compare(name, batch, torch_run, runners[name], layout, len(model.names), 0.25,
+                                     v.TOLERANCES["fp32"])
+            print(f"{name}: {result.line()}", file=sys.stderr)
 
         times, others = time_interleaved_under_load(runners, batch, args.repeats, args.warmup)
 
@@ -152,8 +160,8 @@ def main(argv=None) -> int:
     torch_ms = median["torch eager"]
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads {args.threads}; "
           f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
-    print(f"model: {weights if args.weights else 'yolov8n-dattn.yaml (BatchNorm calibrated)'}; input 1x3x{IMGSZ}x{IMGSZ}; "
-          f"median of {args.repeats} interleaved rounds after {args.warmup} warm-up")
+    print(f"model: {weights if args.weights else args.cfg + ' (BatchNorm calibrated)'}, head {head.module} "
+          f"({head.name}); input 1x3x{IMGSZ}x{IMGSZ}; median of {args.repeats} interleaved rounds after {args.warmup} warm-up")
     if others == others:  # not NaN: /proc/stat was readable
         others = max(others, 0.0)  # clock ticks are coarse
         print(f"other processes used {others:.2f} of {os.cpu_count()} cores while timing")

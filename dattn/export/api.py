@@ -173,8 +173,10 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
     from dattn.export import verify as v
 
     layout = HEADS[head.name]
-    # dynamic: the reference recomputes its anchors at every input size.
-    reference = v.torch_runner(prepare_for_export(model, True, request.end2end, request.imgsz, request.weights)[0])
+    # The reference is the model as exported (heads recompute their anchors when the input size changes): RT-DETR's
+    # decoder, for one, selects its queries by another path when dynamic, which moves boxes by 0.02 px.
+    reference = v.torch_runner(prepare_for_export(model, request.dynamic, request.end2end, request.imgsz,
+                                                  request.weights)[0])
     extra_images = v.validation_images(request.dataset) if request.dataset is not None else []
     # The picture shows a dataset image where there is one: there the model's detections mean something.
     shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
