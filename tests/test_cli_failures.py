@@ -153,7 +153,7 @@ def test_an_engine_leaves_the_weights_folder_alone(weights, tmp_path):
     assert (weights.parent / "best.onnx").read_bytes() == b"the user's own ONNX"
     assert _listing(weights.parent) == ["best.onnx", "best.pt"]
     assert _listing(out) == ["m.engine"]
-    assert "the ONNX the engine was built from was a temporary file" in result.stderr
+    assert "the ONNX the engine was built from is not kept" in result.stderr
 
 
 def test_an_engine_build_failure_removes_what_the_run_wrote(weights, tmp_path, monkeypatch):

@@ -181,33 +181,31 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
     # The picture shows a dataset image where there is one: there the model's detections mean something.
     shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
     failures, picture = [], None
-    with tempfile.TemporaryDirectory(prefix="dattn-verify-") as folder:
-        paths = _saved(graphs, Path(folder))
-        for precision in graphs:
-            _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
-            candidate = v.onnxruntime_runner(paths[precision])
-            results = []
-            for name, inputs in v.verification_cases(request.imgsz, request.batch, request.dynamic, layout, extra_images,
-                                                     precision):
-                result, det_torch, det_export = v.compare(name, inputs, reference, candidate, layout, len(model.names),
-                                                          request.conf, v.TOLERANCES[precision])
-                results.append(result)
-                _say("  " + result.line())
-                if precision == request.precision and name == shown:
-                    picture = (inputs[0], det_torch[0], det_export[0])
-            report.lines.append(f"{precision.upper()}: " + v.summary(results))
-            lost = v.lost_detections(results)
-            if lost and precision != "fp32":
-                report.warnings.append(f"{precision.upper()}: {lost}")
-            failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
-        _write_picture(picture, model, request, report, staged)
-        if failures:
-            if request.picture in staged.paths:
-                staged.commit(request.picture)
-            raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
-                                    f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
-        if request.dataset is not None and request.dataset.data_yaml is not None:
-            _compare_map(paths, head, request, report)
+    for precision in graphs:
+        _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
+        candidate = v.onnxruntime_runner(graphs[precision], f"the {precision.upper()} ONNX")
+        results = []
+        for name, inputs in v.verification_cases(request.imgsz, request.batch, request.dynamic, layout, extra_images,
+                                                 precision):
+            result, det_torch, det_export = v.compare(name, inputs, reference, candidate, layout, len(model.names),
+                                                      request.conf, v.TOLERANCES[precision])
+            results.append(result)
+            _say("  " + result.line())
+            if precision == request.precision and name == shown:
+                picture = (inputs[0], det_torch[0], det_export[0])
+        report.lines.append(f"{precision.upper()}: " + v.summary(results))
+        lost = v.lost_detections(results)
+        if lost and precision != "fp32":
+            report.warnings.append(f"{precision.upper()}: {lost}")
+        failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
+    _write_picture(picture, model, request, report, staged)
+    if failures:
+        if request.picture in staged.paths:
+            staged.commit(request.picture)
+        raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
+                                f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
+    if request.dataset is not None and request.dataset.data_yaml is not None:
+        _compare_map(graphs, head, request, report)
 
 
 def _write_picture(picture, model, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
@@ -220,7 +218,7 @@ def _write_picture(picture, model, request: ExportRequest, report: Report, stage
         report.warnings.append(f"could not write {request.picture} ({getattr(error, 'strerror', None) or error})")
 
 
-def _compare_map(paths: dict[str, Path], head: HeadInfo, request: ExportRequest, report: Report) -> None:
+def _compare_map(graphs: dict[str, onnx.ModelProto], head: HeadInfo, request: ExportRequest, report: Report) -> None:
     from dattn.export.accuracy import validation_map
 
     if request.plan.grid_sample == "plugin":
@@ -230,9 +228,13 @@ def _compare_map(paths: dict[str, Path], head: HeadInfo, request: ExportRequest,
         report.lines.append("mAP not measured: ultralytics' validator letterboxes to a square, this export is not square")
         return
     maps = {}
-    for precision, path in paths.items():
-        _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
-        maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch, HEADS[head.name])
+    with tempfile.TemporaryDirectory(prefix="dattn-map-") as folder:  # ultralytics' validator reads files
+        for precision, graph in graphs.items():
+            _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
+            path = Path(folder) / f"{precision}.onnx"
+            onnx.save(graph, str(path))
+            maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch,
+                                             HEADS[head.name])
     report.lines.append("mAP50-95 / mAP50 on the val split: " + ", ".join(
         f"{p.upper()} {m[0]:.1f} / {m[1]:.1f}" for p, m in maps.items()))
     if request.precision == "int8":
@@ -253,19 +255,11 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
             staged.file(kept, _engine_graph(graphs, request).SerializeToString())
             report.lines.append(f"the ONNX the engine was built from: {kept}")
         else:
-            report.lines.append("the ONNX the engine was built from was a temporary file (--keep-onnx keeps it)")
+            report.lines.append("the ONNX the engine was built from is not kept (--keep-onnx keeps it)")
     elif request.format == "triton":
         _write_triton(graphs, request, report, staged)
     elif request.format == "bundle":
         _write_bundle(graphs, request, report, staged)
-
-
-def _saved(graphs: dict, folder: Path) -> dict[str, Path]:
-    """Each precision's graph saved in `folder` as <precision>.onnx, for the checks that read files: {precision: path}."""
-    paths = {precision: folder / f"{precision}.onnx" for precision in graphs}
-    for precision, graph in graphs.items():
-        onnx.save(graph, str(paths[precision]))
-    return paths
 
 
 def _write_bundle(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
@@ -303,12 +297,9 @@ def _engine(graphs: dict, request: ExportRequest, report: Report) -> bytes:
     metadata = engine_metadata(graph)
     if profile is not None:
         metadata["dattn_profile"] = profile.as_metadata()
-    with tempfile.TemporaryDirectory(prefix="dattn-engine-") as folder:
-        onnx_path = Path(folder) / "model.onnx"
-        onnx.save(graph, str(onnx_path))
-        _say(f"building the {request.precision.upper()} engine with {MODULES[request.tensorrt_module]} (this takes a while)")
-        plan = build_serialized_engine(onnx_path, request.precision, profile, request.plan.grid_sample == "plugin",
-                                       request.tensorrt_module, request.sm)
+    _say(f"building the {request.precision.upper()} engine with {MODULES[request.tensorrt_module]} (this takes a while)")
+    plan = build_serialized_engine(graph, request.precision, profile, request.plan.grid_sample == "plugin",
+                                   request.tensorrt_module, request.sm)
     form = "bare TensorRT plan (--raw-engine)" if request.raw_engine else "ultralytics header + plan"
     report.lines.append(f"engine: {form}" + (f", profile {profile.as_metadata()}" if profile else ", static shapes"))
     return engine_file(plan, metadata, request.raw_engine)

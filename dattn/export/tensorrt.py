@@ -83,14 +83,18 @@ def _limit_workspace(trt, config, size: int) -> None:
         config.max_workspace_size = size  # 8.0-8.3
 
 
-def parse_onnx(trt, logger, onnx_path: Path):
-    """(builder, network, parser) for `onnx_path`; ConfigError with the parser's errors when it is refused."""
+def parse_onnx(trt, logger, onnx_model: onnx.ModelProto | str | Path):
+    """(builder, network, parser) for an ONNX model or file; ConfigError with the parser's errors when it is refused."""
     builder = trt.Builder(logger)
     network = _create_network(trt, builder)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    if isinstance(onnx_model, onnx.ModelProto):  # parsed from memory: nothing is written to be read back
+        parsed, name = parser.parse(onnx_model.SerializeToString()), "the exported graph"
+    else:
+        parsed, name = parser.parse_from_file(str(onnx_model)), Path(onnx_model).name
+    if not parsed:
         errors = "; ".join(str(parser.get_error(i)).strip().replace("\n", " ") for i in range(parser.num_errors))
-        raise ConfigError(f"{MODULES.get(trt.__name__, 'TensorRT')} {trt.__version__} cannot parse {onnx_path.name}: {errors}")
+        raise ConfigError(f"{MODULES.get(trt.__name__, 'TensorRT')} {trt.__version__} cannot parse {name}: {errors}")
     return builder, network, parser
 
 
@@ -112,9 +116,9 @@ def configure(trt, builder, network, precision: str, profile: Profile | None, sm
     return config
 
 
-def build_serialized_engine(onnx_path: Path, precision: str = "fp32", profile: Profile | None = None,
+def build_serialized_engine(onnx_model: onnx.ModelProto | str | Path, precision: str = "fp32", profile: Profile | None = None,
                             uses_plugin: bool = False, module_name: str = "tensorrt", sm: int | None = None) -> bytes:
-    """Parse `onnx_path` and build a plan. precision "fp16"/"int8" sets the builder flags where TensorRT has
+    """Parse an ONNX model (in memory or a file) and build a plan. precision "fp16"/"int8" sets the builder flags where TensorRT has
     them; on strongly typed TensorRT the ONNX must already be FP16 or Q/DQ. ConfigError for a parser refusal,
     RuntimeError when the builder fails."""
     trt = import_tensorrt(module_name, needed_for="building an engine", instead="export --format onnx, which works without it")
@@ -123,11 +127,11 @@ def build_serialized_engine(onnx_path: Path, precision: str = "fp32", profile: P
         from dattn.plugin.library import load_plugin_library
 
         load_plugin_library(trt, logger)
-    builder, network, _parser = parse_onnx(trt, logger, Path(onnx_path))
+    builder, network, _parser = parse_onnx(trt, logger, onnx_model)
     config = configure(trt, builder, network, precision, profile, sm)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")
+        raise RuntimeError("TensorRT failed to build an engine (see its log above)")
     return bytes(serialized)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 from dattn.errors import VerificationError
@@ -113,11 +114,13 @@ def torch_runner(model: torch.nn.Module):
     return run
 
 
-def onnxruntime_runner(onnx_path: Path):
-    """The runtime's own ONNX Runtime runner on the CPU (plugin nodes run with the reference op)."""
+def onnxruntime_runner(model: Path | onnx.ModelProto, name: str | None = None):
+    """The runtime's own ONNX Runtime runner on the CPU (plugin nodes run with the reference op), for an ONNX file
+    or an in-memory model."""
     from dattn.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(onnx_path, device="cpu")
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    return OnnxRuntimeRunner(source, device="cpu", name=name)
 
 
 # ---- comparators --------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def choose_providers(available, device=None):
     return gpu + ["CPUExecutionProvider"]
 
 
-def _plugin_session_parts(path, options):
+def _plugin_session_parts(model, name, options):
     """Model bytes and session options that run the plugin nodes with dattn's reference op."""
     try:  # optional: the Jetson bundle and Triton carry no reference op, and only this path needs onnx
         import onnx
@@ -60,12 +60,12 @@ def _plugin_session_parts(path, options):
     except ImportError:
         raise ModelFileError("{}: the graph uses the {} TensorRT plugin; ONNX Runtime runs it only with dattn's reference "
                              "op (dattn and onnxruntime-extensions installed); build a TensorRT engine to run it here"
-                             .format(path, PLUGIN_OP))
-    return (ort_reference.onnxruntime_model(onnx.load(str(path))).SerializeToString(),
-            ort_reference.session_options(options))
+                             .format(name, PLUGIN_OP))
+    graph = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+    return ort_reference.onnxruntime_model(graph).SerializeToString(), ort_reference.session_options(options)
 
 
-def _session(onnxruntime, path, providers, threads):
+def _session(onnxruntime, model, name, providers, threads):
     def options():
         made = onnxruntime.SessionOptions()
         if threads:
@@ -73,14 +73,14 @@ def _session(onnxruntime, path, providers, threads):
         return made
 
     try:
-        return onnxruntime.InferenceSession(str(path), sess_options=options(), providers=providers)
+        return onnxruntime.InferenceSession(model, sess_options=options(), providers=providers)
     except Exception as error:  # ORT raises its own exception types (Fail, InvalidProtobuf, ...) from pybind11
         message = str(error)
         if PLUGIN_OP not in message:
             first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
             raise ModelFileError("{}: not a model ONNX Runtime can load (truncated, or another kind of file?): {}"
-                                 .format(path, first))
-    model, plugin_options = _plugin_session_parts(path, options())
+                                 .format(name, first))
+    model, plugin_options = _plugin_session_parts(model, name, options())
     # The reference op is numpy on the CPU; other providers would only copy back and forth.
     return onnxruntime.InferenceSession(model, sess_options=plugin_options, providers=["CPUExecutionProvider"])
 
@@ -94,23 +94,27 @@ def _dims(shape):
 
 
 class OnnxRuntimeRunner(object):
-    """`runner(batch)` -> the model's first output (N, 4 + classes, anchors) as float32."""
+    """`runner(batch)` -> the model's first output, laid out as its head writes it, as float32.
 
-    def __init__(self, path, device=None, threads=None):
+    path: the ONNX file, or the serialized model's bytes (named `name` in messages).
+    """
+
+    def __init__(self, path, device=None, threads=None, name=None):
         onnxruntime = _import_onnxruntime()
-        self.path = str(path)
-        self.session = _session(onnxruntime, path, choose_providers(onnxruntime.get_available_providers(), device),
-                                threads)
+        model = path if isinstance(path, bytes) else str(path)
+        self.path = name or ("the ONNX model" if isinstance(path, bytes) else str(path))
+        self.session = _session(onnxruntime, model, self.path,
+                                choose_providers(onnxruntime.get_available_providers(), device), threads)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         image = inputs[0] if len(inputs) == 1 else None
         if image is None or image.type != "tensor(float)" or len(image.shape) != 4 or image.shape[1] not in (3, "3") \
                 and isinstance(image.shape[1], int) or not outputs:
             raise ModelFileError("{}: not a detector: a detector takes one float32 (N, 3, H, W) image, this model takes "
-                                 "{}".format(path, ", ".join("{} {}".format(i.type, _dims(i.shape)) for i in inputs)))
+                                 "{}".format(self.path, ", ".join("{} {}".format(i.type, _dims(i.shape)) for i in inputs)))
         self.input_name = inputs[0].name
         self.output_shape = tuple(_dims_or_none(outputs[0].shape)) if outputs else ()
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.info = model_info(metadata, _dims_or_none(inputs[0].shape), str(path))
+        self.info = model_info(metadata, _dims_or_none(inputs[0].shape), self.path)
         provider = self.session.get_providers()[0]
         self.description = "ONNX Runtime {} ({})".format(onnxruntime.__version__, provider)
         self.on_cpu = provider == "CPUExecutionProvider"  # inference keeps every core busy
