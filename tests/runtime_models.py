@@ -73,3 +73,13 @@ def assert_same_detections(name: str, boxes, scores, classes, ref_boxes, ref_sco
     assert (result.missing, result.extra, result.other_class) == (0, 0, 0), (name, result)
     assert result.box_error_px <= BOX_TOLERANCE_PX and result.score_error <= SCORE_TOLERANCE, (name, result)
     return result.matched
+
+
+def ultralytics_detections(model, image: Path, size: int, conf: float, nms: bool | None = None):
+    """(boxes, scores, class ids) of ultralytics' own predict at a static export's full size: `model` is a YOLO or an
+    RTDETR; nms=False selects YOLO26's one-to-one branch, True its one-to-many one (None: ultralytics' default)."""
+    from ultralytics import RTDETR
+
+    options = {} if isinstance(model, RTDETR) else {"rect": False, **({} if nms is None else {"nms": nms})}
+    boxes = model.predict(str(image), imgsz=size, conf=conf, verbose=False, **options)[0].boxes
+    return boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(np.int64)

@@ -16,7 +16,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from runtime_models import exported_onnx, sample_images, validation_images
+from runtime_models import (assert_same_detections, exported_onnx, sample_images, ultralytics_detections,
+                            validation_images)
 from trt_headers import SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
 from dattn.errors import ConfigError
@@ -38,26 +39,10 @@ def exports(recipe_weights, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def int8_onnx(exports, recipe_run, tmp_path_factory):
-    """A Q/DQ INT8 ONNX of the static export, calibrated by ONNX Runtime on a few validation images."""
-    import numpy as np
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
-    from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
-
-    class Images(CalibrationDataReader):
-        def __init__(self):
-            images = [read_image(p) for p in validation_images(recipe_run, 4)]
-            self.batches = iter([{"images": to_network_input([Letterbox(i.shape, (160, 160)).apply(i)])} for i in images])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    path = tmp_path_factory.mktemp("int8") / "model_int8.onnx"
-    quantize_static(str(exports["static"]), str(path), Images(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    extra_options={"QuantizeBias": False})
-    assert np.any([n.op_type == "QuantizeLinear" for n in __import__("onnx").load(str(path)).graph.node])
+def int8_onnx(export_once, recipe_weights, recipe_data):
+    """The Q/DQ INT8 ONNX dattn-export writes for the recipe detector, calibrated on a few training images."""
+    path, _ = export_once(recipe_weights, "recipe-int8-unverified.onnx", imgsz=160, int8=True, data=str(recipe_data),
+                          calib_images=4, verify=False)
     return path
 
 
@@ -334,6 +319,31 @@ def test_run_py_fallback_gives_the_detections_of_dattn_predict(exports, recipe_r
     expected = json.loads(reference.read_text())
     assert json.loads(ours.read_text()) == expected
     assert sum(len(r["scores"]) for r in expected) >= len(expected)
+
+
+@pytest.mark.parametrize("kind", ["yolo26", "rtdetr"])
+def test_run_py_gives_ultralytics_detections_for_every_head(export_once, kind, request, tmp_path):
+    """A JetPack 4.6 export (gather form, Mod rewritten) of the NMS-free YOLO26 and of RT-DETR, run by the bundle's
+    run.py through its ONNX Runtime fallback, finds what ultralytics finds with the checkpoint."""
+    from checkpoints import KINDS
+    from ultralytics import RTDETR, YOLO
+
+    run, size = request.getfixturevalue(f"{kind}_run"), KINDS[kind].imgsz
+    onnx_path, _ = export_once(run / "best.pt", f"{kind}-trt8.2.onnx", imgsz=size, target="trt8.2")
+    bundle = _bundle(tmp_path, onnx_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sample_images() + validation_images(run, 6):
+        shutil.copy(path, images / path.name)
+    result = _run_py(bundle, "--source", str(images), "--save-json", str(tmp_path / "run.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    model = (RTDETR if kind == "rtdetr" else YOLO)(str(run / "best.pt"))
+    matched = 0
+    for record in json.loads((tmp_path / "run.json").read_text()):
+        theirs = ultralytics_detections(model, record["file"], size, 0.25, nms=None if kind == "rtdetr" else False)
+        matched += assert_same_detections(record["file"], record["boxes"], record["scores"], record["class_ids"],
+                                          *theirs, 0.25, nms=False)
+    assert matched >= len(list(images.iterdir()))
 
 
 def test_run_py_uses_the_shipped_runtime(exports, tmp_path):

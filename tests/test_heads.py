@@ -21,7 +21,7 @@ from conftest import run_python
 from dattn.errors import ConfigError
 from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import Detections
-from runtime_models import assert_same_detections, sample_images, validation_images
+from runtime_models import assert_same_detections, sample_images, ultralytics_detections, validation_images
 
 pytestmark = pytest.mark.ultralytics_83
 IMGSZ = 160  # for the models built from yamls here; the fixtures are exported at the size they were trained at
@@ -70,11 +70,8 @@ def _pt_model(kind, run):
 
 
 def _theirs(model, image, kind, size, head_is_end2end=True) -> Detections:
-    """ultralytics' predictions on `image` at the export's size (full size: a static export sees no other), on the
-    branch the export took (nms=False selects YOLO26's one-to-one branch, nms=True its one-to-many one)."""
-    options = {} if kind == "rtdetr" else {"rect": False, "nms": not head_is_end2end}
-    boxes = model.predict(str(image), imgsz=size, conf=CONF, verbose=False, **options)[0].boxes
-    return Detections(boxes.xyxy.numpy(), boxes.conf.numpy(), boxes.cls.numpy().astype(np.int64))
+    """ultralytics' predictions on `image`, on the branch the export took."""
+    return Detections(*ultralytics_detections(model, image, size, CONF, nms=None if kind == "rtdetr" else not head_is_end2end))
 
 
 def _assert_same(name, ours, theirs: Detections) -> int:

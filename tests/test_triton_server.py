@@ -1,10 +1,10 @@
 """The repository dattn writes, loaded by a real tritonserver and queried over HTTP and gRPC.
 
 The server (nvidia-pytriton's tritonserver, python backend only; see triton_server.py) loads the python-backend
-flavour of the detector and its ensemble from a repository written for the trained recipe detector. Its answers
-are compared with the pipeline `dattn predict` runs in-process on the same ONNX and images: Letterbox ->
-to_network_input -> ONNX Runtime -> decode -> Letterbox.boxes_to_image. The server's Python has numpy 1.x and its
-own OpenCV and no dattn: the python models run on the copy of dattn.runtime that the repository carries.
+flavour of the detector and its ensemble from a repository written for the trained recipe detector, and beside it
+those of the YOLO26 (NMS-free top-k) and RT-DETR fixtures. Their answers are compared with `dattn predict`'s
+pipeline (dattn.runtime.Detector) run in-process on the same ONNX and images. The server's Python has numpy 1.x and
+its own OpenCV and no dattn: the python models run on the copy of dattn.runtime that the repository carries.
 """
 
 import ast
@@ -20,7 +20,7 @@ from triton_server import TritonServer, missing_reason
 
 import dattn
 from dattn.export.triton import write_triton_repository
-from dattn.runtime.postprocess import decode_anchors
+from dattn.runtime import Detector
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
 pytestmark = pytest.mark.skipif(missing_reason() is not None, reason=str(missing_reason()))
@@ -41,20 +41,32 @@ def onnx_path(recipe_weights, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def repository(onnx_path):
-    """A repository shared with the user's notes and another model (the same detector, batches of at most 2)."""
+def head_exports(export_once, yolo26_run, rtdetr_run):
+    """{model name: ONNX} of the fixtures whose heads are not anchor grids (shared with tests/test_heads.py)."""
+    from checkpoints import KINDS
+
+    return {kind: export_once(run / "best.pt", f"{kind}-17.onnx", imgsz=KINDS[kind].imgsz, opset=17)[0]
+            for kind, run in (("yolo26", yolo26_run), ("rtdetr", rtdetr_run))}
+
+
+@pytest.fixture(scope="module")
+def repository(onnx_path, head_exports):
+    """A repository shared with the user's notes, another model (the same detector, batches of at most 2), and the
+    YOLO26 and RT-DETR detectors."""
     folder = onnx_path.parent / "repository"
     folder.mkdir()
     (folder / "NOTES.txt").write_text("the user's notes, which Triton ignores")
     write_triton_repository(folder, onnx_path, name=NAME, max_batch_size=8)
     write_triton_repository(folder, onnx_path, name=OTHER, max_batch_size=2)
+    for name, path in head_exports.items():
+        write_triton_repository(folder, path, name=name)
     return folder
 
 
 @pytest.fixture(scope="module")
-def server(repository):
-    with TritonServer(repository, [ENSEMBLE, f"{OTHER}_python_ensemble"], repository.parent / "server",
-                      ("--exit-timeout-secs=5",)) as running:
+def server(repository, head_exports):
+    ensembles = [ENSEMBLE, f"{OTHER}_python_ensemble", *(f"{name}_python_ensemble" for name in head_exports)]
+    with TritonServer(repository, ensembles, repository.parent / "server", ("--exit-timeout-secs=5",)) as running:
         yield running
 
 
@@ -66,22 +78,25 @@ def image_paths(recipe_data):
     return sample_image_paths() + sorted((recipe_data.parent / "images" / "val").glob("*.png"))
 
 
-@pytest.fixture(scope="module")
-def expected(onnx_path, image_paths):
-    """{path: (boxes, scores, class ids)} from the in-process pipeline of `dattn predict`."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-
-    def pipeline(image):
-        box = Letterbox(image.shape[:2], (IMGSZ, IMGSZ))
-        output = session.run(None, {session.get_inputs()[0].name: to_network_input([box.apply(image)])})[0]
-        found = decode_anchors(output)[0]
-        return box.boxes_to_image(found.boxes), found.scores, found.class_ids
-
-    results = {path: pipeline(read_image(path)) for path in image_paths}
+def predictions(detector, image_paths):
+    """{path: (boxes, scores, class ids)} from `dattn predict`'s pipeline, in-process."""
+    results = {path: tuple(detector.predict(str(path))[:3]) for path in image_paths}
     assert sum(len(r[1]) for r in results.values()) >= len(results) // 2, "the trained detector should find shapes"
     return results
+
+
+@pytest.fixture(scope="module")
+def expected(onnx_path, image_paths):
+    """The Triton repository letterboxes every image to the full size (a batch may mix sizes), where `dattn predict`
+    letterboxes a dynamic export's single image to the smallest stride multiple: the Detector's steps, at full size."""
+    detector = Detector(onnx_path)
+
+    def full_size(image):
+        fit = Letterbox(image.shape[:2], (IMGSZ, IMGSZ))
+        (found,) = detector.postprocess(detector.infer(to_network_input([fit.apply(image)])), [fit])
+        return tuple(found[:3])
+
+    return {path: full_size(read_image(path)) for path in image_paths}
 
 
 def encoded(protocol, paths):
@@ -125,8 +140,20 @@ def test_the_server_python_has_no_dattn_so_the_repository_copy_is_what_runs(serv
 def test_the_ensemble_and_the_models_it_uses_are_ready(server):
     with httpclient.InferenceServerClient(server.http_url) as http:
         ready = {m["name"] for m in http.get_model_repository_index() if m.get("state") == "READY"}
-    assert ready == {f"{model}{suffix}" for model in (NAME, OTHER)
+    assert ready == {f"{model}{suffix}" for model in (NAME, OTHER, "yolo26", "rtdetr")
                      for suffix in ("_python_ensemble", "_python", "_preprocess", "_postprocess")}
+
+
+@pytest.mark.parametrize("name", ["yolo26", "rtdetr"])
+def test_every_head_gives_the_detections_of_dattn_predict(server, head_exports, name, request):
+    from runtime_models import sample_images, validation_images
+
+    images = sample_images() + validation_images(request.getfixturevalue(f"{name}_run"), 6)
+    want = predictions(Detector(head_exports[name]), images)  # static exports: the full size, as Triton
+    with httpclient.InferenceServerClient(server.http_url) as http:
+        for path in images:
+            (got,) = detections(http.infer(f"{name}_python_ensemble", [encoded(httpclient, [path])]))
+            assert_same_detections(got, want[path], f"{name}: {path.name}")
 
 
 def test_two_models_of_one_repository_serve_side_by_side(server, image_paths, expected):
