@@ -146,3 +146,47 @@ def export_once(tmp_path_factory):
         return done[name]
 
     return export
+
+
+# The fast tier (`make test-fast`, pytest -m fast): one representative of every module and of every matrix, for the
+# edit loop, stated here in one place. Entries are test-id prefixes ("file.py::test" or with a parameter id).
+FAST = (
+    "test_bundle.py::test_files_present", "test_bundle.py::test_shipped_python_parses_as_python_3_6",
+    "test_checkpoint_trust.py::test_a_payload_is_refused_before_unpickling_and_does_not_run",
+    "test_cli_failures.py::test_bad_options_are_one_line", "test_cli_failures.py::test_inputs_are_checked_before_outputs",
+    "test_dattention.py::test_yaml_call_form_gives_eight_heads", "test_dattention.py::test_onnx_export_of_the_block",
+    "test_engine.py::test_damaged_engine_header_is_not_taken_for_a_raw_plan",
+    "test_export.py::test_every_opset_and_form_agrees_with_pytorch[torchscript-opset17-native]",
+    "test_export.py::test_every_opset_and_form_agrees_with_pytorch[torchscript-opset13-gather]",
+    "test_export.py::test_bad_requests_fail_clearly_and_write_nothing",
+    "test_export_tensorrt_rtx.py::test_trt85_at_opset17_has_no_layer_normalization[torchscript]",
+    "test_files.py::",
+    "test_heads.py::test_the_export_has_the_one_output_of_the_head[yolo26-17-native]",
+    "test_heads.py::test_detector_gives_ultralytics_detections[rtdetr-17]",
+    "test_layering.py::test_the_layers_hold", "test_layering.py::test_the_runtime_runs_without",
+    "test_pass_dtype_check.py::", "test_pass_einsum.py::test_static[b c m, b c n -> b m n-17]", "test_pass_grid_sample_gather.py::test_agrees_with_torch",
+    "test_pass_layer_norm.py::test_agrees_with_torch", "test_pass_mod.py::",
+    "test_pass_opset_downgrade.py::test_every_rewrite_agrees_with_the_opset18_graph_in_onnx_runtime",
+    "test_plugin_contract.py::", "test_plugin_library.py::test_which_builds_fit_which_tensorrt", "test_plugin_license.py::",
+    "test_precision.py::test_bad_precision_and_engine_requests_fail_clearly_and_write_nothing",
+    "test_predict.py::test_folder_run_carries_on_past_bad_files", "test_predict.py::test_run_folders_are_fresh_unless_exist_ok",
+    "test_request.py::",
+    "test_runtime_onnxruntime.py::test_detections_match_ultralytics[static-160]",
+    "test_runtime_onnxruntime.py::test_an_onnx_that_is_not_a_detector_is_refused_in_one_line",
+    "test_runtime_processing.py::test_letterbox_is_ultralytics_letterbox",
+    "test_runtime_processing.py::test_decode_is_ultralytics_nms_on_the_detector",
+    "test_runtime_tensorrt.py::test_api_is_chosen_by_what_the_engine_has",
+    "test_triton_repository.py::test_dynamic_graph_gives_a_batching_repository",
+    "test_triton_repository.py::test_an_export_replaces_its_own_folders_and_nothing_else_in_a_shared_repository",
+    "test_trt_plugin_onnx_graph.py::test_plugin_graph_in_onnxruntime_matches_torch",
+    "test_ultralytics_integration.py::test_recipe_checkpoint_loads_and_matches_the_recipe_model[recipe]",
+    "test_ultralytics_integration.py::test_bad_weights_get_a_one_line_error_naming_the_file",
+    "test_verify.py::",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        test_id = item.nodeid.rpartition("/")[2]
+        if test_id.startswith(FAST):
+            item.add_marker(pytest.mark.fast)
