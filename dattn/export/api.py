@@ -326,9 +326,10 @@ class _Rescue:
         if self.checked.map is None or checked["fp32"].map is None:
             outcome = f"verification: {len(self.before.failures)} inputs differed, none now"
         else:
-            before = f"{self.before.map[0]:.1f}" if self.before.map is not None else "not measured (it differed)"
+            before = f"{self.before.map[0]:.1f}" if self.before.map is not None else "(differed from PyTorch, not measured)"
             outcome = f"mAP50-95 FP32 {checked['fp32'].map[0]:.1f} / INT8 {before} -> {self.checked.map[0]:.1f}"
-        return f"INT8: {len(self.floated)} layers kept in float after a sensitivity scan ({names}), {outcome}"
+        count = f"{len(self.floated)} layer{'s' if len(self.floated) > 1 else ''}"
+        return f"INT8: {count} kept in float after a sensitivity scan ({names}), {outcome}"
 
 
 def _rescued_int8(model, head: HeadInfo, graphs: dict, checked: dict[str, _Checked], check, request: ExportRequest,
@@ -341,19 +342,22 @@ def _rescued_int8(model, head: HeadInfo, graphs: dict, checked: dict[str, _Check
     from dattn.export.quantize import head_nodes
 
     layers = qdq.quantized_layers(graphs["int8"])
-    _say(f"INT8 misses its gate: measuring the sensitivity of its {len(layers)} quantized layers on "
+    int8, fp32 = checked["int8"], checked["fp32"]
+    why = (f"it differs from PyTorch on {len(int8.failures)} inputs" if int8.failures else
+           f"it loses {fp32.map[0] - int8.map[0]:.1f} points of mAP50-95 (--max-map-drop {request.max_map_drop:g})")
+    _say(f"INT8 misses its gate ({why}): measuring the sensitivity of its {len(layers)} quantized layers on "
          f"{sensitivity.SCAN_IMAGES} calibration images")
     started = time.perf_counter()
     batches = sensitivity.scan_batches(request.dataset.calibration, request.imgsz, request.batch, HEADS[head.name])
     with tqdm(total=len(layers), desc="INT8 sensitivity scan", unit="layer", leave=False, disable=None) as progress:
         ranked = sensitivity.ranked_layers(graphs["int8"], graphs["fp32"], head_nodes(graphs["fp32"], _head_weights(model)),
                                            batches, request.plan.grid_sample == "plugin", progress)
-    _say(f"  scanned in {time.perf_counter() - started:.0f} s; most sensitive: "
-         + ", ".join(f"{name} ({error:.3f})" for name, error in ranked[:3]))
+    _say(f"  scanned in {time.perf_counter() - started:.0f} s; most sensitive (the error at the head's inputs with "
+         f"it alone in float): " + ", ".join(f"{name} ({error:.3f})" for name, error in ranked[:3]))
     names, tried = [name for name, _ in ranked], []
     for count in sensitivity.float_counts(len(names)):
         tried.append(count)
-        _say(f"INT8 with the {count} most sensitive layers in float")
+        _say(f"keeping the {count} most sensitive layer{'s' if count > 1 else ''} in float")
         graph = qdq.keep_float(graphs["int8"], graphs["fp32"], names[:count])
         path = folder / f"int8-{count}-float.onnx"
         onnx.save(graph, str(path))

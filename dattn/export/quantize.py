@@ -52,9 +52,12 @@ def _downstream(model: onnx.ModelProto, start: list[onnx.NodeProto], stop=("Conv
 
 
 def head_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
-    """The detection head: its convolutions, found by their weights' names, which both exporters take from the
-    module path (e.g. "model.22."), and everything after them."""
-    head = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1].startswith(head_weights)]
+    """The detection head: its convolutions and everything after them. The convolutions are found by their weights'
+    names, which the exporters take from the module path (e.g. "model.22."), or, where the TorchScript exporter folded
+    a BatchNorm into new, anonymous weights (RT-DETR's input projections), by their node names ("/model.28/...")."""
+    node_path = "/" + head_weights.rstrip(".") + "/"
+    head = [n for n in model.graph.node if n.op_type == "Conv"
+            and (n.input[1].startswith(head_weights) or n.name.startswith(node_path))]
     return _downstream(model, head, stop=())
 
 
