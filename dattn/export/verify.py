@@ -46,15 +46,17 @@ class Tolerance:
 
 
 # FP32 differs from PyTorch by summation order only; FP16 and INT8 by rounding activations and weights. Each
-# tolerance is about 1.5-4 times the largest error measured on real images (ultralytics' two samples and 64 validation
-# images, 160 px) over three fixtures trained with different seeds and heads: yolov8n-dattn (anchors), yolo26n-dattn
-# (top-k) and a reduced RT-DETR (normalised boxes), INT8 in both flavours, after the rescue where the gate needed it
-# (benchmarks/bench_precision.py --errors; README, "Precision"). Largest seen: FP32 0.031 px / 4.7e-4 (RT-DETR's
-# decoder refines normalised boxes), FP16 0.093 px / 9.7e-4, INT8 3.6 px / 0.099.
+# tolerance is 1.4 to 4 times the largest error measured on real images (ultralytics' two samples and the 64
+# validation images, 160 px) of three fixtures trained with different seeds and heads: yolov8n-dattn (anchors, seed
+# 0), yolo26n-dattn (top-k, seed 1) and a reduced RT-DETR (normalised boxes, seed 2), INT8 in both flavours, each
+# export within its mAP gate (benchmarks/bench_precision.py --errors; README, "Precision"). Largest seen: FP32
+# 0.031 px / 4.7e-4 (RT-DETR's decoder refines normalised boxes), FP16 0.095 px / 9.7e-4, INT8 4.4 px / 0.14 (RT-DETR's
+# detections near --conf; YOLO anchors 2.7 px / 0.09). The review's cases sit beyond them: a detection 10 px off at
+# 160 px, a lost detection PyTorch scored 0.45 or more.
 TOLERANCES = {
     "fp32": Tolerance(box_fraction=5e-4, score=1e-3),
     "fp16": Tolerance(box_fraction=2.5e-3, score=0.01),
-    "int8": Tolerance(box_fraction=0.04, score=0.15),
+    "int8": Tolerance(box_fraction=0.04, score=0.2),
 }
 
 
