@@ -162,7 +162,31 @@ def errors(args) -> int:
                       f"lost {len(lost)} (best {max(lost, default=0):.2f}); {sum(not r.passed for r in results)} of "
                       f"{len(results)} beyond {tol.describe(size)}")
                 print(f"  {'':9} {_report_facts(report)}")
+                if precision == "int8":
+                    print(f"  {'':9} {_scan(weights, path, Path(tmp), options, args.map_imgsz, data)}")
     return 0
+
+
+def _scan(weights: Path, int8: Path, folder: Path, options: dict, imgsz: int, data: Path) -> str:
+    """The sensitivity scan run on an INT8 export (as a rescue would run it), timed, with its most sensitive layers."""
+    import onnx
+
+    import dattn
+    from dattn.export import qdq, sensitivity
+    from dattn.export.dataset import split_images
+    from dattn.export.quantize import head_nodes
+    from dattn.runtime.heads import head_of
+
+    float32 = dattn.export(weights, imgsz=imgsz, verify=False, output=folder / f"{int8.stem}-fp32.onnx",
+                           **{k: v for k, v in options.items() if k == "target"})
+    quantized, float32 = onnx.load(str(int8)), onnx.load(str(float32))
+    head = head_of({p.key: p.value for p in quantized.metadata_props})
+    prefix = f"model.{len(dattn.load(weights).model.model) - 1}."
+    started = time.perf_counter()
+    batches = sensitivity.scan_batches(split_images(data, "train"), (imgsz, imgsz), 1, head)
+    ranked = sensitivity.ranked_layers(quantized, float32, head_nodes(float32, prefix), batches)
+    return (f"sensitivity scan: {time.perf_counter() - started:.1f} s over {len(qdq.quantized_layers(quantized))} "
+            f"layers; most sensitive: " + ", ".join(f"{name} ({error:.3f})" for name, error in ranked[:3]))
 
 
 def main(argv=None) -> int:

@@ -49,8 +49,9 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
     ExportOptions. The main ones: format "onnx" (default; or inferred from an output ending in .engine), "engine"
     (TensorRT; for target "trt-rtx", TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository);
     half / int8: FP16 graph (or builder flag) / INT8 Q/DQ calibrated on `data` (an ultralytics data yaml or a
-    folder of images). With a data yaml the mAP50-95 of FP32 and the reduced precision are compared, and INT8
-    fails beyond `max_map_drop` points.
+    folder of images). With a data yaml the mAP50-95 of FP32 and the reduced precision are compared. An INT8 graph
+    that differs from PyTorch, or loses more than `max_map_drop` points, keeps its most sensitive layers in float
+    (up to half of them) until it does not, or fails.
     Raises ConfigError or CheckpointError for bad input (nothing is written then) and VerificationError when the
     export disagrees with PyTorch or loses too much accuracy.
     """

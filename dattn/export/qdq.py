@@ -1,10 +1,10 @@
 """Surgery on Q/DQ graphs: which layers compute on quantized tensors, and rewiring nodes to read float ones.
 
-ONNX Runtime's `quantize_static` gives a tensor one QuantizeLinear/DequantizeLinear pair and makes every reader of
-the tensor read the rounded copy, also the readers that were not to be quantized (a sampling step, the detection
-head, a residual Add beside a quantized Conv). These functions put such readers back on the float tensor, and turn
-chosen layers back to float (what the sensitivity scan and the INT8 rescue do), without recalibrating: the Q/DQ
-pairs nothing reads any more are removed.
+ONNX Runtime's `quantize_static` gives a tensor (or a constant) one QuantizeLinear/DequantizeLinear pair and makes
+every reader read the rounded copy, also the readers that were not to be quantized (a sampling step, the detection
+head, a residual Add beside a quantized Conv, a constant the head shares with the backbone). These functions put
+such readers back on the float values, and turn chosen layers back to float (what the sensitivity scan and the INT8
+rescue do), without recalibrating: the Q/DQ nodes nothing reads any more are removed.
 """
 
 from __future__ import annotations
@@ -52,41 +52,45 @@ def _without_unused(model: onnx.ModelProto) -> None:
         graph.initializer.remove(init)
 
 
-def read_float(model: onnx.ModelProto, readers) -> onnx.ModelProto:
-    """A copy of `model` in which the nodes `readers(node)` accepts (Q/DQ nodes aside) read float activations where
-    they read rounded ones."""
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    rounded = _rounded_activations(fixed)
-    for node in fixed.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and readers(node):
-            node.input[:] = [rounded[name][0] if name in rounded else name for name in node.input]
-    _without_unused(fixed)
-    return fixed
+def read_float(quantized: onnx.ModelProto, float32: onnx.ModelProto, readers) -> onnx.ModelProto:
+    """A copy of the Q/DQ graph in which the nodes `readers(node)` accepts (Q/DQ nodes aside) read float inputs
+    where they read dequantized ones: an activation from before its QuantizeLinear, a quantized constant as the
+    float32 graph has it (found through the node of the same name there: quantization keeps the names of the nodes
+    it wraps)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(quantized)
+    producer = _producers(model)
+    constants = {init.name for init in model.graph.initializer}
+    float_inputs = {n.name: n.input for n in float32.graph.node}
+    float_constants = {init.name: init for init in float32.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") or not readers(node):
+            continue
+        for index, name in enumerate(node.input):
+            dequantize = producer.get(name)
+            if dequantize is None or dequantize.op_type != "DequantizeLinear":
+                continue
+            source = producer.get(dequantize.input[0])
+            if source is not None and source.op_type == "QuantizeLinear":
+                node.input[index] = source.input[0]
+            elif dequantize.input[0] in constants and node.name in float_inputs:
+                original = float_inputs[node.name][index]
+                if original in float_constants and original not in constants:
+                    model.graph.initializer.append(float_constants[original])
+                    constants.add(original)
+                node.input[index] = original
+    _without_unused(model)
+    return model
 
 
 def keep_float(quantized: onnx.ModelProto, float32: onnx.ModelProto, layers: list[str]) -> onnx.ModelProto:
-    """A copy of the Q/DQ graph in which `layers` compute in float: their activations read from before the
-    QuantizeLinear, their quantized weights replaced by the float32 graph's, their outputs no longer rounded for the
-    nodes that read them. The layers are found by name in both graphs (quantization keeps the names of the nodes it
-    wraps)."""
-    model = onnx.ModelProto()
-    model.CopyFrom(quantized)
+    """A copy of the Q/DQ graph in which `layers` compute in float: they read float inputs (read_float), and their
+    outputs are no longer rounded for the nodes that read them."""
     wanted = set(layers)
-    producer = _producers(model)
+    model = read_float(quantized, float32, lambda node: node.name in wanted)
     rounded = _rounded_activations(model)
-    constants = {init.name for init in model.graph.initializer}
-    float_inputs = {n.name: n.input for n in float32.graph.node if n.name in wanted}
-    float_constants = {init.name: init for init in float32.graph.initializer}
     for node in model.graph.node:
-        for index, name in enumerate(node.input):
-            if name in rounded and (node.name in wanted or rounded[name][1] in wanted):  # an input, or an output
-                node.input[index] = rounded[name][0]
-            elif node.name in wanted and name in producer and producer[name].op_type == "DequantizeLinear":
-                weight = float_inputs[node.name][index]  # a quantized constant: the float32 graph's instead
-                if weight not in constants:
-                    model.graph.initializer.append(float_constants[weight])
-                    constants.add(weight)
-                node.input[index] = weight
+        node.input[:] = [rounded[name][0] if name in rounded and rounded[name][1] in wanted else name
+                         for name in node.input]
     _without_unused(model)
     return model

@@ -137,7 +137,7 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
         quantized = onnx.load(str(target))
     # quantize_static makes every reader of a quantized tensor read its rounded copy: what stays float reads float
     kept = set(keep_float)
-    return read_float(quantized, lambda node: node.op_type not in op_types or node.name in kept)
+    return read_float(quantized, model, lambda node: node.op_type not in op_types or node.name in kept)
 
 
 def _onnxruntime_integer_ops() -> list[str]:

@@ -49,7 +49,6 @@ def _session(model: onnx.ModelProto, outputs: list[str], uses_plugin: bool):
         from dattn.plugin.ort_reference import onnxruntime_model, session_options
 
         options, probe = session_options(), onnxruntime_model(probe)
-    options.log_severity_level = 3  # the float weights put back are unfolded constants: ORT's advice is noise here
     return onnxruntime.InferenceSession(probe.SerializeToString(), sess_options=options,
                                         providers=["CPUExecutionProvider"])
 
@@ -62,36 +61,30 @@ def scan_batches(images: list[Path], imgsz: tuple[int, int], batch: int, head: H
             for p in evenly_spaced(images, SCAN_IMAGES)]
 
 
-def relative_error(model: onnx.ModelProto, reference: list[list[np.ndarray]], outputs: list[str],
-                   batches: list[np.ndarray], uses_plugin: bool) -> float:
-    """The mean over images and `outputs` of |y - y_ref| / |y_ref| (L2 norms per tensor)."""
-    session = _session(model, outputs, uses_plugin)
-    name = session.get_inputs()[0].name
-    errors = []
-    for batch, expected in zip(batches, reference):
-        for got, want in zip(session.run(outputs, {name: batch}), expected):
-            errors.append(float(np.linalg.norm(got - want) / max(float(np.linalg.norm(want)), 1e-12)))
-    return float(np.mean(errors))
+def _outputs(model: onnx.ModelProto, names: list[str], batches: list[np.ndarray],
+             uses_plugin: bool) -> list[list[np.ndarray]]:
+    """What `model` computes at the tensors `names`, for each batch."""
+    session = _session(model, names, uses_plugin)
+    input_name = session.get_inputs()[0].name
+    return [session.run(names, {input_name: batch}) for batch in batches]
 
 
-def float_outputs(model: onnx.ModelProto, outputs: list[str], batches: list[np.ndarray],
-                  uses_plugin: bool) -> list[list[np.ndarray]]:
-    """What `model` computes at `outputs` for each batch (the reference of relative_error)."""
-    session = _session(model, outputs, uses_plugin)
-    name = session.get_inputs()[0].name
-    return [session.run(outputs, {name: batch}) for batch in batches]
+def relative_error(outputs: list[list[np.ndarray]], reference: list[list[np.ndarray]]) -> float:
+    """The mean over batches and tensors of |y - y_ref| / |y_ref| (L2 norms per tensor)."""
+    return float(np.mean([np.linalg.norm(got - want) / max(float(np.linalg.norm(want)), 1e-12)
+                          for batch, expected in zip(outputs, reference) for got, want in zip(batch, expected)]))
 
 
 def ranked_layers(quantized: onnx.ModelProto, float32: onnx.ModelProto, head_nodes: list[str],
                   batches: list[np.ndarray], uses_plugin: bool = False, progress=None) -> list[tuple[str, float]]:
     """Every quantized layer with the error left at the head's inputs when it alone computes in float, most
     sensitive (least error left) first; `progress` (a tqdm bar or None) advances once per layer."""
-    outputs = head_inputs(float32, head_nodes)
-    reference = float_outputs(float32, outputs, batches, uses_plugin)
+    names = head_inputs(float32, head_nodes)
+    reference = _outputs(float32, names, batches, uses_plugin)
     errors = []
     for layer in quantized_layers(quantized):
-        errors.append((layer, relative_error(keep_float(quantized, float32, [layer]), reference, outputs, batches,
-                                             uses_plugin)))
+        alone = _outputs(keep_float(quantized, float32, [layer]), names, batches, uses_plugin)
+        errors.append((layer, relative_error(alone, reference)))
         if progress is not None:
             progress.update(1)
     return sorted(errors, key=lambda item: item[1])
