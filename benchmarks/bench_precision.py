@@ -153,18 +153,24 @@ def errors(args) -> int:
                 results = [v.compare(p.name, network_input(head, read_image(p), size)[None], reference, candidate,
                                      head, len(model.names), 0.25, tol)[0] for p in images]
                 detections = [d for r in results for d in r.detections]
-                raw_boxes = [r.box_error_px for r in results if r.box_error_px is not None]
-                raw_scores = [r.score_error for r in results if r.score_error is not None]
+                sure = [d for d in detections if d.sure]
                 lost = [s for r in results for s in r.lost]
-                print(f"  {name:9} raw box {max(raw_boxes, default=0):.3g} px, raw score {max(raw_scores, default=0):.3g}; "
-                      f"sure detections: box {max(d.box_error_px for d in detections):.3g} px, score "
-                      f"{max(d.score_error for d in detections):.3g}, {sum(d.swapped for d in detections)} swapped by NMS; "
-                      f"lost {len(lost)} (best {max(lost, default=0):.2f}); {sum(not r.passed for r in results)} of "
-                      f"{len(results)} beyond {tol.describe(size)}")
+                print(f"  {name:9} raw box {_largest(r.box_error_px for r in results)} px, raw score "
+                      f"{_largest(r.score_error for r in results)}; {sum(d.sure for d in sure)} sure detections: box "
+                      f"{_largest(d.box_error_px for d in sure)} px, score {_largest(d.score_error for d in sure)}, "
+                      f"{sum(d.swapped for d in detections)} swapped by NMS; lost {len(lost)} (best "
+                      f"{max(lost, default=0):.2f}); {sum(not r.passed for r in results)} of {len(results)} beyond "
+                      f"{tol.describe(size)}")
                 print(f"  {'':9} {_report_facts(report)}")
                 if precision == "int8":
                     print(f"  {'':9} {_scan(weights, path, Path(tmp), options, args.map_imgsz, data)}")
     return 0
+
+
+def _largest(values) -> str:
+    """The largest of the values measured (None: nothing to measure), or n/a."""
+    measured = [value for value in values if value is not None]
+    return f"{max(measured):.3g}" if measured else "n/a"
 
 
 def _scan(weights: Path, int8: Path, folder: Path, options: dict, imgsz: int, data: Path) -> str:
@@ -177,8 +183,9 @@ def _scan(weights: Path, int8: Path, folder: Path, options: dict, imgsz: int, da
     from dattn.export.quantize import head_nodes
     from dattn.runtime.heads import head_of
 
-    float32 = dattn.export(weights, imgsz=imgsz, verify=False, output=folder / f"{int8.stem}-fp32.onnx",
-                           **{k: v for k, v in options.items() if k == "target"})
+    with contextlib.redirect_stderr(io.StringIO()):
+        float32 = dattn.export(weights, imgsz=imgsz, verify=False, output=folder / f"{int8.stem}-fp32.onnx",
+                               **{k: v for k, v in options.items() if k == "target"})
     quantized, float32 = onnx.load(str(int8)), onnx.load(str(float32))
     head = head_of({p.key: p.value for p in quantized.metadata_props})
     prefix = f"model.{len(dattn.load(weights).model.model) - 1}."
