@@ -1,7 +1,7 @@
 """INT8 by explicit quantization: a Q/DQ ONNX calibrated on images, with ONNX Runtime's `quantize_static`.
 
 Q/DQ is what every TensorRT generation from 8.0 builds and what TensorRT 11 and TensorRT for RTX require (they
-have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by measurement (README, "Precision"):
+have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours (README, "Precision"):
 
 - "tensorrt": symmetric int8 activations and weights (zero point 0, as TensorRT requires), per-channel weights,
   biases left in float (TensorRT rejects an int32 bias DequantizeLinear), only the convolutions and matrix
@@ -11,7 +11,7 @@ have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by 
 
 Both keep in float what measurement showed quantization hurts: the first convolution (it sees the raw image), the
 detection head (its convolutions and its decoding, which mixes pixels and scores in one tensor), and the sampling
-step with what computes its coordinates.
+step with what computes its coordinates; and what stays float reads float tensors (dattn.export.qdq.read_float).
 """
 
 from __future__ import annotations
