@@ -72,7 +72,7 @@ def latency(args) -> int:
     with tempfile.TemporaryDirectory(prefix="dattn-bench-precision-") as tmp:
         tmp = Path(tmp)
         weights, data = (args.weights, args.data) if args.weights else trained_detector(tmp)
-        maps, runners = {}, {"torch eager": v.torch_runner(prepare_for_export(dattn.load(weights).model, dynamic=False))}
+        maps, runners = {}, {"torch eager": v.torch_runner(prepare_for_export(dattn.load(weights).model, dynamic=False)[0])}
         maps["torch eager"] = validation_map(weights, data, args.map_imgsz, batch=1)
         for name, options in VARIANTS.items():
             stem = name.split()[0] + ("-trt" if "trt" in name else "")
