@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -48,8 +49,9 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
     ExportOptions. The main ones: format "onnx" (default; or inferred from an output ending in .engine), "engine"
     (TensorRT; for target "trt-rtx", TensorRT for RTX), "bundle" (Jetson folder), "triton" (model repository);
     half / int8: FP16 graph (or builder flag) / INT8 Q/DQ calibrated on `data` (an ultralytics data yaml or a
-    folder of images). With a data yaml the mAP50-95 of FP32 and the reduced precision are compared, and INT8
-    fails beyond `max_map_drop` points.
+    folder of images). With a data yaml the mAP50-95 of FP32 and the reduced precision are compared. An INT8 graph
+    that differs from PyTorch, or loses more than `max_map_drop` points, keeps its most sensitive layers in float
+    (up to half of them) until it does not, or fails.
     Raises ConfigError or CheckpointError for bad input (nothing is written then) and VerificationError when the
     export disagrees with PyTorch or loses too much accuracy.
     """
@@ -146,12 +148,16 @@ def _graphs(model, head: HeadInfo, raw: onnx.ModelProto, request: ExportRequest,
     if request.precision == "int8":
         flavour = _int8_flavour(request)
         _say(f"calibrating INT8 ({flavour} flavour) on {len(request.dataset.calibration)} images from {request.dataset.source}")
-        head_weights = f"model.{len(model.model) - 1}."  # the Detect head's parameters
         quantized, kept = pipeline.int8_onnx(raw, plan, request.simplify, request.dataset.calibration, request.imgsz,
-                                             flavour, head_weights, HEADS[head.name])
+                                             flavour, _head_weights(model), HEADS[head.name])
         graphs["int8"] = _with_metadata(quantized, model, head, request, "int8")
         report.lines.append(f"INT8 ({flavour} flavour, Q/DQ): {kept} nodes left in float (stem, detection head, sampling)")
     return graphs
+
+
+def _head_weights(model) -> str:
+    """The prefix of the head's parameter names (the last module's), which the graph's weights are named after."""
+    return f"model.{len(model.model) - 1}."
 
 
 def _builds_strongly_typed_only(request: ExportRequest) -> bool:
@@ -167,45 +173,126 @@ def _int8_flavour(request: ExportRequest) -> str:
     return "onnxruntime" if request.plan.target.name == "ort" and request.format in ("onnx", "triton") else "tensorrt"
 
 
+@dataclass
+class _Checked:
+    """One graph judged: its verification on each input, the verification picture, and its mAP where measured."""
+
+    precision: str
+    results: list
+    picture: tuple | None
+    map: tuple[float, float] | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{self.precision.upper()} on {r.name}" for r in self.results if not r.passed]
+
+
 def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
     """Each graph against PyTorch at its precision's tolerance, as the head lays out its output; mAP side by side
-    with a data yaml."""
+    with a data yaml. An INT8 graph that misses its gate (verification, and the mAP drop where measured) is rescued
+    by keeping its most sensitive layers in float; `graphs["int8"]` is then the rescued graph."""
     from dattn.export import verify as v
+
+    check = _checker(model, head, request, report)
+    checked = {precision: check(precision, graph) for precision, graph in graphs.items()}
+    rescue = None
+    if "int8" in checked and not checked["fp32"].failures and not _int8_holds(checked, request):
+        rescue = _rescued_int8(model, head, graphs, checked, check, request)
+        checked["int8"] = rescue.checked
+        if rescue.holds:
+            graphs["int8"] = rescue.graph
+    for precision, result in checked.items():
+        report.lines.append(f"{precision.upper()}: " + v.summary(result.results))
+        lost = v.lost_detections(result.results)
+        if lost and precision != "fp32":
+            report.warnings.append(f"{precision.upper()}: {lost}")
+    _write_picture(checked[request.precision].picture, model, request, report, staged)
+    failures = [failure for result in checked.values() for failure in result.failures]
+    tried = f"; also with {rescue.describe()}" if rescue is not None else ""
+    if failures:
+        if request.picture in staged.paths:
+            staged.commit(request.picture)
+        raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}"
+                                f"{tried}; tolerances in README, see {request.picture}); --no-verify writes it anyway")
+    maps = {precision: result.map for precision, result in checked.items() if result.map is not None}
+    if maps:
+        report.lines.append("mAP50-95 / mAP50 on the val split: " + ", ".join(
+            f"{p.upper()} {m[0]:.1f} / {m[1]:.1f}" for p, m in maps.items()))
+    if rescue is not None and rescue.holds:
+        report.lines.append(rescue.summary(checked))
+    if "int8" in maps and not _int8_holds(checked, request):
+        drop = maps["fp32"][0] - maps["int8"][0]
+        raise VerificationError(f"{request.output}: not written, INT8 loses {drop:.1f} points of mAP50-95 "
+                                f"(FP32 {maps['fp32'][0]:.1f}, INT8 {maps['int8'][0]:.1f}; --max-map-drop "
+                                f"{request.max_map_drop:g}){tried}; calibrate on more images (--calib-images) or use "
+                                f"--half")
+
+
+def _checker(model, head: HeadInfo, request: ExportRequest, report: Report):
+    """check(precision, graph) -> _Checked: the graph verified against PyTorch on the verification cases and, where it
+    passed and mAP can be measured, its mAP on the data yaml's val split."""
+    from dattn.export import verify as v
+    from dattn.export.accuracy import validation_map
 
     layout = HEADS[head.name]
     # The reference is the model as exported (heads recompute their anchors when the input size changes): RT-DETR's
-    # decoder, for one, selects its queries by another path when dynamic, which moves boxes by 0.02 px.
-    reference = v.torch_runner(prepare_for_export(model, request.dynamic, request.end2end, request.imgsz,
-                                                  request.weights)[0])
+    # decoder, for one, selects its queries by another path when dynamic, which moves boxes by 0.02 px. Memoised: a
+    # rescue verifies INT8 repeatedly.
+    reference = _memoised(v.torch_runner(prepare_for_export(model, request.dynamic, request.end2end, request.imgsz,
+                                                            request.weights)[0]))
     extra_images = v.validation_images(request.dataset) if request.dataset is not None else []
     # The picture shows a dataset image where there is one: there the model's detections mean something.
     shown = extra_images[0].name if extra_images else v.SAMPLE_IMAGES[0]
-    failures, picture = [], None
-    for precision in graphs:
+    measures_map = _measures_map(request, report)
+
+    def check(precision: str, graph: onnx.ModelProto) -> _Checked:
         _say(f"verifying the {precision.upper()} ONNX with ONNX Runtime against PyTorch")
-        candidate = v.onnxruntime_runner(graphs[precision], f"the {precision.upper()} ONNX")
-        results = []
+        candidate = v.onnxruntime_runner(graph, f"the {precision.upper()} ONNX")
+        checked = _Checked(precision, [], None)
         for name, inputs in v.verification_cases(request.imgsz, request.batch, request.dynamic, layout, extra_images,
                                                  precision):
             result, det_torch, det_export = v.compare(name, inputs, reference, candidate, layout, len(model.names),
                                                       request.conf, v.TOLERANCES[precision])
-            results.append(result)
+            checked.results.append(result)
             _say("  " + result.line())
-            if precision == request.precision and name == shown:
-                picture = (inputs[0], det_torch[0], det_export[0])
-        report.lines.append(f"{precision.upper()}: " + v.summary(results))
-        lost = v.lost_detections(results)
-        if lost and precision != "fp32":
-            report.warnings.append(f"{precision.upper()}: {lost}")
-        failures += [f"{precision.upper()} on {r.name}" for r in results if not r.passed]
-    _write_picture(picture, model, request, report, staged)
-    if failures:
-        if request.picture in staged.paths:
-            staged.commit(request.picture)
-        raise VerificationError(f"{request.output}: not written, the export disagrees with PyTorch ({', '.join(failures)}; "
-                                f"tolerances in README, see {request.picture}); --no-verify writes it anyway")
-    if request.dataset is not None and request.dataset.data_yaml is not None:
-        _compare_map(graphs, head, request, report)
+            if name == shown:
+                checked.picture = (inputs[0], det_torch[0], det_export[0])
+        if measures_map and not checked.failures:
+            _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
+            with tempfile.TemporaryDirectory(prefix="dattn-map-") as folder:  # ultralytics' validator reads files
+                path = Path(folder) / f"{precision}.onnx"
+                onnx.save(graph, str(path))
+                checked.map = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch, layout)
+            _say(f"  mAP50-95 {checked.map[0]:.1f}, mAP50 {checked.map[1]:.1f}")
+        return checked
+
+    return check
+
+
+def _memoised(run):
+    """`run` remembering its output for each input it has seen."""
+    seen = {}
+
+    def remembered(batch: np.ndarray) -> np.ndarray:
+        key = (batch.shape, batch.tobytes())
+        if key not in seen:
+            seen[key] = run(batch)
+        return seen[key]
+
+    return remembered
+
+
+def _measures_map(request: ExportRequest, report: Report) -> bool:
+    """Whether ultralytics' validator can measure this export's mAP (with a data yaml); says why not."""
+    if request.dataset is None or request.dataset.data_yaml is None:
+        return False
+    if request.plan.grid_sample == "plugin":
+        report.lines.append("mAP not measured: ultralytics cannot run the plugin node")
+        return False
+    if request.imgsz[0] != request.imgsz[1] and not request.dynamic:
+        report.lines.append("mAP not measured: ultralytics' validator letterboxes to a square, this export is not square")
+        return False
+    return True
 
 
 def _write_picture(picture, model, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
@@ -218,31 +305,73 @@ def _write_picture(picture, model, request: ExportRequest, report: Report, stage
         report.warnings.append(f"could not write {request.picture} ({getattr(error, 'strerror', None) or error})")
 
 
-def _compare_map(graphs: dict[str, onnx.ModelProto], head: HeadInfo, request: ExportRequest, report: Report) -> None:
-    from dattn.export.accuracy import validation_map
+def _int8_holds(checked: dict[str, _Checked], request: ExportRequest) -> bool:
+    """INT8's gate: it agrees with PyTorch on real images and, where mAP is measured, loses at most --max-map-drop."""
+    fp32, int8 = checked["fp32"], checked["int8"]
+    if int8.failures:
+        return False
+    return fp32.map is None or int8.map is None or fp32.map[0] - int8.map[0] <= request.max_map_drop
 
-    if request.plan.grid_sample == "plugin":
-        report.lines.append("mAP not measured: ultralytics cannot run the plugin node")
-        return
-    if request.imgsz[0] != request.imgsz[1] and not request.dynamic:
-        report.lines.append("mAP not measured: ultralytics' validator letterboxes to a square, this export is not square")
-        return
-    maps = {}
-    with tempfile.TemporaryDirectory(prefix="dattn-map-") as folder:  # ultralytics' validator reads files
-        for precision, graph in graphs.items():
-            _say(f"measuring mAP of the {precision.upper()} ONNX on {request.dataset.data_yaml}'s val split")
-            path = Path(folder) / f"{precision}.onnx"
-            onnx.save(graph, str(path))
-            maps[precision] = validation_map(path, request.dataset.data_yaml, request.imgsz[0], request.batch,
-                                             HEADS[head.name])
-    report.lines.append("mAP50-95 / mAP50 on the val split: " + ", ".join(
-        f"{p.upper()} {m[0]:.1f} / {m[1]:.1f}" for p, m in maps.items()))
-    if request.precision == "int8":
-        drop = maps["fp32"][0] - maps["int8"][0]
-        if drop > request.max_map_drop:
-            raise VerificationError(f"{request.output}: not written, INT8 loses {drop:.1f} points of mAP50-95 "
-                                    f"(FP32 {maps['fp32'][0]:.1f}, INT8 {maps['int8'][0]:.1f}; --max-map-drop "
-                                    f"{request.max_map_drop:g}); calibrate on more images (--calib-images) or use --half")
+
+@dataclass
+class _Rescue:
+    """The INT8 graph with its most sensitive layers in float: the last one tried, and whether it holds."""
+
+    graph: onnx.ModelProto
+    checked: _Checked
+    floated: list[str]
+    layers: int
+    tried: list[int]
+    holds: bool
+    before: _Checked
+
+    def describe(self) -> str:
+        return (f"the {len(self.floated)} most sensitive of its {self.layers} quantized layers in float (tried "
+                f"{', '.join(map(str, self.tried))})")
+
+    def summary(self, checked: dict[str, _Checked]) -> str:
+        names = ", ".join(self.floated[:8]) + (f" and {len(self.floated) - 8} more" if len(self.floated) > 8 else "")
+        if self.checked.map is None or checked["fp32"].map is None:
+            outcome = f"verification: {len(self.before.failures)} inputs differed, none now"
+        else:
+            before = f"{self.before.map[0]:.1f}" if self.before.map is not None else "(differed from PyTorch, not measured)"
+            outcome = f"mAP50-95 FP32 {checked['fp32'].map[0]:.1f} / INT8 {before} -> {self.checked.map[0]:.1f}"
+        count = f"{len(self.floated)} layer{'s' if len(self.floated) > 1 else ''}"
+        return f"INT8: {count} kept in float after a sensitivity scan ({names}), {outcome}"
+
+
+def _rescued_int8(model, head: HeadInfo, graphs: dict, checked: dict[str, _Checked], check,
+                  request: ExportRequest) -> _Rescue:
+    """Rank the INT8 graph's quantized layers by sensitivity, then keep 1, 2, 4, ... of the most sensitive in float
+    until the gate holds (or half of them are float)."""
+    from tqdm import tqdm
+
+    from dattn.export import qdq, sensitivity
+    from dattn.export.quantize import head_nodes
+
+    layers = qdq.quantized_layers(graphs["int8"])
+    int8, fp32 = checked["int8"], checked["fp32"]
+    why = (f"it differs from PyTorch on {len(int8.failures)} inputs" if int8.failures else
+           f"it loses {fp32.map[0] - int8.map[0]:.1f} points of mAP50-95 (--max-map-drop {request.max_map_drop:g})")
+    _say(f"INT8 misses its gate ({why}): measuring the sensitivity of its {len(layers)} quantized layers on "
+         f"{sensitivity.SCAN_IMAGES} calibration images")
+    started = time.perf_counter()
+    batches = sensitivity.scan_batches(request.dataset.calibration, request.imgsz, request.batch, HEADS[head.name])
+    with tqdm(total=len(layers), desc="INT8 sensitivity scan", unit="layer", leave=False, disable=None) as progress:
+        ranked = sensitivity.ranked_layers(graphs["int8"], graphs["fp32"], head_nodes(graphs["fp32"], _head_weights(model)),
+                                           batches, request.plan.grid_sample == "plugin", progress)
+    _say(f"  scanned in {time.perf_counter() - started:.0f} s; most sensitive (the error at the head's inputs with "
+         f"it alone in float): " + ", ".join(f"{name} ({error:.3f})" for name, error in ranked[:3]))
+    names, tried = [name for name, _ in ranked], []
+    for count in sensitivity.float_counts(len(names)):
+        tried.append(count)
+        _say(f"keeping the {count} most sensitive layer{'s' if count > 1 else ''} in float")
+        graph = qdq.keep_float(graphs["int8"], graphs["fp32"], names[:count])
+        attempt = {**checked, "int8": check("int8", graph)}
+        if _int8_holds(attempt, request):
+            break
+    return _Rescue(graph, attempt["int8"], names[:count], len(names), tried, _int8_holds(attempt, request),
+                   checked["int8"])
 
 
 def _write_product(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:

@@ -60,8 +60,9 @@ class ExportOptions:
     data: str | None = _option(None, "an ultralytics data yaml (verification on its val images, mAP, INT8 "
                                "calibration) or a folder of images (INT8 calibration)")
     calib_images: int = _option(300, "calibrate on up to this many images", _INT8, type=int)
-    max_map_drop: float = _option(1.0, "fail an INT8 export that loses more mAP50-95 points than this, after "
-                                  "keeping its most sensitive layers in float", _INT8, type=float)
+    max_map_drop: float = _option(1.0, "fail an INT8 export that loses more mAP50-95 points than this (with a data "
+                                  "yaml), after keeping up to half its layers in float, the most sensitive first",
+                                  _INT8, type=float)
     raw_engine: bool = _option(False, "write the bare TensorRT plan (for trtexec, DeepStream, C++), without "
                                "ultralytics' header", _ENGINE)
     keep_onnx: bool = _option(False, "keep the ONNX the engine is built from, beside it", _ENGINE)

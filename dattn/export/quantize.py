@@ -1,7 +1,7 @@
 """INT8 by explicit quantization: a Q/DQ ONNX calibrated on images, with ONNX Runtime's `quantize_static`.
 
 Q/DQ is what every TensorRT generation from 8.0 builds and what TensorRT 11 and TensorRT for RTX require (they
-have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by measurement (README, "Precision"):
+have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours (README, "Precision"):
 
 - "tensorrt": symmetric int8 activations and weights (zero point 0, as TensorRT requires), per-channel weights,
   biases left in float (TensorRT rejects an int32 bias DequantizeLinear), only the convolutions and matrix
@@ -11,7 +11,7 @@ have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours, chosen by 
 
 Both keep in float what measurement showed quantization hurts: the first convolution (it sees the raw image), the
 detection head (its convolutions and its decoding, which mixes pixels and scores in one tensor), and the sampling
-step with what computes its coordinates.
+step with what computes its coordinates; and what stays float reads float tensors (dattn.export.qdq.read_float).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from dattn.export.qdq import read_float
 from dattn.runtime.heads import HEADS, Head, network_input
 from dattn.runtime.preprocess import read_image
 
@@ -50,17 +51,24 @@ def _downstream(model: onnx.ModelProto, start: list[onnx.NodeProto], stop=("Conv
     return found
 
 
+def head_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
+    """The detection head: its convolutions and everything after them. The convolutions are found by their weights'
+    names, which the exporters take from the module path (e.g. "model.22."), or, where the TorchScript exporter folded
+    a BatchNorm into new, anonymous weights (RT-DETR's input projections), by their node names ("/model.28/...")."""
+    node_path = "/" + head_weights.rstrip(".") + "/"
+    head = [n for n in model.graph.node if n.op_type == "Conv"
+            and (n.input[1].startswith(head_weights) or n.name.startswith(node_path))]
+    return _downstream(model, head, stop=())
+
+
 def float_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
     """The nodes measured to suffer from quantization: the stem (the convolution that reads the image, and its
-    activation) and the detection head (its convolutions, found by their weights' names, which both exporters take
-    from the module path, e.g. "model.22.", and everything after them).
+    activation) and the detection head.
 
     (The sampling step, which the pipeline names before its rewrite, is kept in float too.)
     """
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    stem = [n for n in convs if n.input[0] == model.graph.input[0].name][:1]
-    head = [n for n in convs if n.input[1].startswith(head_weights)]
-    return [*_downstream(model, stem), *_downstream(model, head, stop=())]
+    stem = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] == model.graph.input[0].name][:1]
+    return [*_downstream(model, stem), *head_nodes(model, head_weights)]
 
 
 def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], head: Head, progress):
@@ -113,6 +121,7 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
         "ActivationSymmetric": for_tensorrt, "WeightSymmetric": True, "QuantizeBias": False,
         "CalibStridedMinMax": 1,  # one image per pass: Percentile's histograms never hold more than one image's activations
     }
+    op_types = TENSORRT_QUANTIZED_OPS if for_tensorrt else _onnxruntime_integer_ops()
     with tempfile.TemporaryDirectory(prefix="dattn-int8-") as folder, _quiet(), \
             tqdm(total=len(images), desc="calibrating INT8", unit="image", leave=False, disable=None) as progress:
         source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
@@ -121,11 +130,21 @@ def quantize_int8(model: onnx.ModelProto, images: list[Path], imgsz: tuple[int, 
             str(source), str(target), _calibration_reader(images, model.graph.input[0].name, imgsz, head, progress),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8 if for_tensorrt else QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep_float, op_types_to_quantize=TENSORRT_QUANTIZED_OPS if for_tensorrt else None,
+            nodes_to_exclude=keep_float, op_types_to_quantize=op_types,
             calibrate_method=CalibrationMethod.MinMax if for_tensorrt else CalibrationMethod.Percentile,
             extra_options=options,
         )
-        return onnx.load(str(target))
+        quantized = onnx.load(str(target))
+    # quantize_static makes every reader of a quantized tensor read its rounded copy: what stays float reads float
+    kept = set(keep_float)
+    return read_float(quantized, model, lambda node: node.op_type not in op_types or node.name in kept)
+
+
+def _onnxruntime_integer_ops() -> list[str]:
+    """Every op ONNX Runtime quantizes (what quantize_static takes for op_types_to_quantize=None)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QDQRegistry) | set(QLinearOpsRegistry))
 
 
 def quantized_nodes(model: onnx.ModelProto) -> int:

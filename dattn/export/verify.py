@@ -46,13 +46,18 @@ class Tolerance:
         return f"boxes {self.box_px(shape):.3g} px, scores {self.score:g}"
 
 
-# FP32 differs from PyTorch by summation order only. FP16 and INT8 differ by rounding activations and weights:
-# measured on the generated-shapes detector (README, "Precision"), the largest errors over 66 images were
-# FP16 0.07 px / 0.001 at 160 px, INT8 2.7 px / 0.18.
+# FP32 differs from PyTorch by summation order only; FP16 and INT8 by rounding activations and weights. Each
+# tolerance is 1.4 to 4 times the largest error measured on real images (ultralytics' two samples and the 64
+# validation images, 160 px) of three fixtures trained with different seeds and heads: yolov8n-dattn (anchors, seed
+# 0), yolo26n-dattn (top-k, seed 1) and a reduced RT-DETR (normalised boxes, seed 2), INT8 in both flavours, each
+# within its mAP gate (benchmarks/bench_precision.py --errors; README, "Precision"). Largest seen: FP32 0.031 px /
+# 4.7e-4 (RT-DETR's decoder refining normalised boxes), FP16 0.095 px / 9.7e-4, INT8 2.7 px / 0.089 on YOLO anchors
+# and 4.4 px / 0.14 on RT-DETR's surest detections (scored 0.40-0.45; one scored 0.41 was lost). The review's cases
+# fall outside: a detection 10 px off at 160 px, a lost detection PyTorch scored 0.45 or more.
 TOLERANCES = {
-    "fp32": Tolerance(box_fraction=1e-4, score=1e-3),
-    "fp16": Tolerance(box_fraction=2.5e-3, score=0.02),
-    "int8": Tolerance(box_fraction=0.03, score=0.25),
+    "fp32": Tolerance(box_fraction=5e-4, score=1e-3),
+    "fp16": Tolerance(box_fraction=2.5e-3, score=0.01),
+    "int8": Tolerance(box_fraction=0.04, score=0.2),
 }
 
 
@@ -136,10 +141,14 @@ class DetectionComparison:
     other_class: int  # matched pairs whose classes differ: the box's two best class scores were about equal
     missing: int  # confident reference detections with no counterpart
     extra: int  # confident candidate detections with no counterpart
-    box_error_px: float  # largest coordinate difference of a matched pair
-    score_error: float  # largest score difference of a matched pair
+    box_error_px: float  # largest coordinate difference of a pair the reference is sure of (see `swapped`)
+    score_error: float  # largest score difference of such a pair
     identical: bool
     lost: list[float]  # scores of the reference detections without counterpart (tolerated or not), best first
+    swapped: int = 0  # pairs whose candidate is another box the reference predicted there (NMS or rank chose another)
+    swap_shift_px: float = 0.0  # largest coordinate difference between the two boxes of such a pair
+    near_conf_box_px: float = 0.0  # largest coordinate difference of the other pairs (reported, not judged)
+    sure: int = 0  # pairs the reference is sure of (scored above conf + the score tolerance)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -156,7 +165,8 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def compare_detections(ref: Detections, out: Detections, conf: float, tol: Tolerance,
-                       nms: bool = True) -> DetectionComparison:
+                       nms: bool = True, predicted: Detections | None = None,
+                       input_size: tuple[int, int] = (0, 0)) -> DetectionComparison:
     """Match each detection to its best counterpart (IoU >= 0.5), greedily by overlap, preferring the same class:
     never by position in the output, where queries with tied scores may swap.
 
@@ -164,7 +174,14 @@ def compare_detections(ref: Detections, out: Detections, conf: float, tol: Toler
     within the score tolerance of the threshold may fall on either side of it in the other runtime) and, after NMS
     (`nms`), no box of the other side overlaps it nearly at the NMS threshold (NMS may have suppressed it there). A
     pair may differ in class: the raw comparison bounds the class scores, so that happens only where the two best
-    class scores were within the tolerance of each other.
+    class scores were within the tolerance of each other. Pairs are judged in position and score where the reference
+    is sure of its detection (as above); near `conf`, where other candidates compete (and RT-DETR's query selection
+    may pick another), their differences are reported only.
+
+    `predicted`: every box the reference predicted near `conf`, before NMS, for an input of `input_size`. Where
+    boxes of about equal score overlap, NMS (or the rank of a top-k) may keep another of them in the other runtime,
+    so a pair is judged against the predicted box closest to its candidate (of its class, its score within the
+    tolerance): the reference's detection as a rule; another ("swapped") where NMS kept another.
     """
     same_class = ref.class_ids[:, None] == out.class_ids[None, :]
     overlap = _overlap(ref.boxes, out.boxes) if len(ref.scores) and len(out.scores) else np.zeros((len(ref.scores), len(out.scores)))
@@ -180,13 +197,34 @@ def compare_detections(ref: Detections, out: Detections, conf: float, tol: Toler
     missing = sum(1 for i, s in enumerate(ref.scores) if i not in matched_ref and s > sure and not could_be_suppressed[i].any())
     extra = sum(1 for j, s in enumerate(out.scores) if j not in matched_out and s > sure and not could_be_suppressed[:, j].any())
     other_class = sum(1 for i, j in pairs if ref.class_ids[i] != out.class_ids[j])
-    box_error = max((float(np.abs(ref.boxes[i] - out.boxes[j]).max()) for i, j in pairs), default=0.0)
-    score_error = max((abs(float(ref.scores[i]) - float(out.scores[j])) for i, j in pairs), default=0.0)
+    judged = [(i, j) for i, j in pairs if ref.scores[i] > sure]
+    errors = [_pair_errors(ref, out, i, j, tol.box_px(input_size), tol.score, predicted) for i, j in judged]
+    swaps = [float(np.abs(ref.boxes[i] - out.boxes[j]).max()) for (i, j), (_, _, swapped) in zip(judged, errors) if swapped]
+    near_conf = [float(np.abs(ref.boxes[i] - out.boxes[j]).max()) for i, j in pairs if ref.scores[i] <= sure]
     identical = (len(ref.scores) == len(out.scores) and np.array_equal(ref.boxes, out.boxes)
                  and np.array_equal(ref.scores, out.scores) and np.array_equal(ref.class_ids, out.class_ids))
     lost = sorted((float(s) for i, s in enumerate(ref.scores) if i not in matched_ref), reverse=True)
-    return DetectionComparison(len(ref.scores), len(out.scores), len(pairs), other_class, missing, extra, box_error,
-                               score_error, identical, lost)
+    return DetectionComparison(len(ref.scores), len(out.scores), len(pairs), other_class, missing, extra,
+                               max((box for box, _, _ in errors), default=0.0),
+                               max((score for _, score, _ in errors), default=0.0), identical, lost, len(swaps),
+                               max(swaps, default=0.0), max(near_conf, default=0.0), len(judged))
+
+
+def _pair_errors(ref: Detections, out: Detections, i: int, j: int, box_tol: float, score_tol: float,
+                 predicted: Detections | None) -> tuple[float, float, bool]:
+    """(box error px, score error, swapped) of the pair (ref i, out j): against the box the reference predicted that
+    is closest to the candidate's among those of its class and score (ref i itself, as a rule); "swapped" where that
+    is another box, and ref i is beyond the tolerance."""
+    box, score = float(np.abs(ref.boxes[i] - out.boxes[j]).max()), abs(float(ref.scores[i]) - float(out.scores[j]))
+    if predicted is None or not len(predicted.scores):
+        return box, score, False
+    boxes = np.abs(predicted.boxes - out.boxes[j]).max(axis=1)
+    scores = np.abs(predicted.scores - out.scores[j])
+    reproduced = (predicted.class_ids == out.class_ids[j]) & (scores <= score_tol)
+    if not reproduced.any() or boxes[reproduced].min() >= box:
+        return box, score, False
+    best = int(np.argmin(np.where(reproduced, boxes, np.inf)))
+    return float(boxes[best]), float(scores[best]), box > box_tol
 
 
 @dataclass
@@ -194,7 +232,7 @@ class CaseResult:
     name: str
     shape: tuple[int, ...]
     box_error_px: float | None  # raw boxes PyTorch is confident about (None: no such box)
-    score_error: float  # raw class scores: every anchor's, or every top-k row whose rank is unambiguous
+    score_error: float | None  # raw class scores: every anchor's, or every row whose rank is unambiguous (None: none)
     detections: list[DetectionComparison]
     tolerance: Tolerance
 
@@ -207,7 +245,8 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         boxes_ok = self.box_error_px is None or self.box_error_px <= self.tolerance.box_px(self.shape)
-        return boxes_ok and self.score_error <= self.tolerance.score and self.detections_agree
+        scores_ok = self.score_error is None or self.score_error <= self.tolerance.score
+        return boxes_ok and scores_ok and self.detections_agree
 
     @property
     def lost(self) -> list[float]:
@@ -221,10 +260,27 @@ class CaseResult:
         flipped = sum(d.other_class for d in self.detections)
         matched_text = f"{matched} matched" + (f" ({flipped} of the other class)" if flipped else "")
         errors = (f", matched box {max(d.box_error_px for d in self.detections):.2g} px / score "
-                  f"{max(d.score_error for d in self.detections):.1e}") if matched else ""
-        lost = f", lost {len(self.lost)} (best score {self.lost[0]:.2f})" if self.lost else ""
-        return (f"{self.name:<14} {shape:<14} raw boxes {boxes:<9} scores {self.score_error:.1e}  "
-                f"detections torch/export {ref}/{out}, {matched_text}{errors}{lost}  {'ok' if self.passed else 'DIFFER'}")
+                  f"{max(d.score_error for d in self.detections):.1e}") if any(d.sure for d in self.detections) else ""
+        swapped = sum(d.swapped for d in self.detections)
+        if swapped:
+            errors += (f" ({swapped} another box PyTorch predicted there, "
+                       f"{max(d.swap_shift_px for d in self.detections):.2g} px from PyTorch's pick)")
+        near_conf = max((d.near_conf_box_px for d in self.detections), default=0.0)
+        if near_conf > self.tolerance.box_px(self.shape):
+            errors += f", near --conf {near_conf:.2g} px"
+        scores = "n/a" if self.score_error is None else f"{self.score_error:.1e}"
+        return (f"{self.name:<14} {shape:<14} raw boxes {boxes:<9} scores {scores:<7}  "
+                f"detections torch/export {ref}/{out}, {matched_text}{errors}{self._lost_text()}  "
+                f"{'ok' if self.passed else 'DIFFER'}")
+
+    def _lost_text(self) -> str:
+        """PyTorch's detections without counterpart: the confident ones plainly, the rest as tolerated."""
+        missing = sum(d.missing for d in self.detections)
+        if missing:
+            return f", LOST {missing} confident detection{'s' if missing > 1 else ''} (best score {self.lost[0]:.2f})"
+        if self.lost:
+            return f", {len(self.lost)} unmatched near --conf or NMS (best score {self.lost[0]:.2f})"
+        return ""
 
 
 def _raw_anchor_errors(expected, actual, classes, conf):
@@ -249,7 +305,7 @@ def _raw_row_errors(expected, actual, head: Head, classes, conf, tol: Tolerance,
     """Top-k and query rows, ranked by score: compared row by row only where the rank is unambiguous (the score is
     further than the tolerance from its neighbours'), since rows of about equal score may swap in the other runtime."""
     scale = np.array([input_size[1], input_size[0]] * 2, np.float32) if head.normalised else np.ones(4, np.float32)
-    box_errors, score_errors = [], [0.0]
+    box_errors, score_errors = [], []
     for ref_rows, out_rows in zip(expected, actual):
         ref_boxes, ref_scores, ref_fields = _ranked(ref_rows, head, classes)
         out_boxes, out_scores, out_fields = _ranked(out_rows, head, classes)
@@ -257,6 +313,7 @@ def _raw_row_errors(expected, actual, head: Head, classes, conf, tol: Tolerance,
         clear = np.ones(len(ref_scores), bool)
         clear[1:] &= gaps > tol.score
         clear[:-1] &= gaps > tol.score
+        clear[-1] &= not head.fixed_width  # a top-k's last row has a neighbour below the cut, which may take its place
         if not clear.any():
             continue
         score_errors.append(float(np.abs(ref_scores[clear] - out_scores[clear]).max()))
@@ -267,7 +324,7 @@ def _raw_row_errors(expected, actual, head: Head, classes, conf, tol: Tolerance,
         confident = clear & (ref_scores >= conf)
         if confident.any():
             box_errors.append(float((np.abs(ref_boxes[confident] - out_boxes[confident]) * scale).max()))
-    return (max(box_errors) if box_errors else None), max(score_errors)
+    return (max(box_errors) if box_errors else None), (max(score_errors) if score_errors else None)
 
 
 def compare(name: str, batch: np.ndarray, reference, candidate, head: Head, classes: int, conf: float,
@@ -283,8 +340,17 @@ def compare(name: str, batch: np.ndarray, reference, candidate, head: Head, clas
     else:
         box_error, score_error = _raw_row_errors(expected, actual, head, classes, conf, tol, input_size)
     det_ref, det_out = (decode(head, y, input_size, conf, NMS_IOU, classes=classes) for y in (expected, actual))
-    comparisons = [compare_detections(a, b, conf, tol, head.nms) for a, b in zip(det_ref, det_out)]
+    # every box PyTorch predicted that could be a detection in the other runtime, before NMS
+    predicted = decode(head, expected, input_size, max(conf - tol.score, 0.0), NMS_IOU, max_det=max(expected.shape[1:]),
+                       nms=_keep_all if head.nms else None, classes=classes)
+    comparisons = [compare_detections(a, b, conf, tol, head.nms, p, input_size)
+                   for a, b, p in zip(det_ref, det_out, predicted)]
     return CaseResult(name, batch.shape, box_error, score_error, comparisons, tol), det_ref, det_out
+
+
+def _keep_all(boxes, scores, iou):
+    """An NMS that suppresses nothing: every candidate, best first."""
+    return np.argsort(-scores, kind="stable")
 
 
 def summary(results: list[CaseResult]) -> str:
@@ -298,8 +364,10 @@ def summary(results: list[CaseResult]) -> str:
                else f"{matched} of {total} matched" + (f" ({flipped} of the other class, their two best scores within tolerance)" if flipped else "")
                + (", the rest within tolerance of --conf or of the NMS threshold" if matched < total else ""))
     worst_boxes = f"{max(boxes):.2g} px" if boxes else "n/a"
+    scores = [r.score_error for r in results if r.score_error is not None]
+    worst_scores = f"{max(scores):.1e}" if scores else "n/a"
     return (f"verified on {len(results)} inputs against PyTorch (tolerance: {tol}): worst raw box error {worst_boxes}, "
-            f"worst score error {max(r.score_error for r in results):.1e}; detections {verdict}")
+            f"worst score error {worst_scores}; detections {verdict}")
 
 
 def lost_detections(results: list[CaseResult]) -> str | None:
