@@ -27,7 +27,7 @@ def agreement(path: Path, reference, size: int, dynamic: bool, conf: float):
     verification tolerances) over the verification inputs."""
     import numpy as np
 
-    from dattn.export import verify as v
+    from dattn.exporting import verify as v
 
     candidate = v.onnxruntime_runner(path)
     cases = [(p.name, v.letterbox(p, (size, size))[None]) for p in v.sample_image_paths()] + [("random", v.random_batch(1, (size, size)))]
@@ -56,10 +56,10 @@ def main() -> None:
     import torch
 
     import dattn
-    from dattn.export.pipeline import float32_onnx
-    from dattn.export.targets import EXPORTERS, plan_export
-    from dattn.export.torch_onnx import export_onnx, prepare_for_export
-    from dattn.export.verify import torch_runner
+    from dattn.exporting.pipeline import float32_onnx
+    from dattn.exporting.targets import EXPORTERS, plan_export
+    from dattn.exporting.torch_onnx import export_onnx, prepare_for_export
+    from dattn.exporting.verify import torch_runner
 
     torch.set_num_threads(os.cpu_count() or 1)
     model = dattn.load(args.weights).model

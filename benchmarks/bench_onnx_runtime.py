@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     import torch
 
     import dattn
-    from dattn.export import verify as v
-    from dattn.export.torch_onnx import prepare_for_export
+    from dattn.exporting import verify as v
+    from dattn.exporting.torch_onnx import prepare_for_export
     from dattn.runtime.heads import HEADS, network_input
     from dattn.runtime.preprocess import read_image
 

@@ -62,9 +62,9 @@ def latency(args) -> int:
     import torch
 
     import dattn
-    from dattn.export import verify as v
-    from dattn.export.accuracy import validation_map
-    from dattn.export.torch_onnx import prepare_for_export
+    from dattn.exporting import verify as v
+    from dattn.exporting.accuracy import validation_map
+    from dattn.exporting.torch_onnx import prepare_for_export
     from dattn.runtime.heads import HEADS, network_input
     from dattn.runtime.preprocess import read_image
 
@@ -129,8 +129,8 @@ def errors(args) -> int:
     import onnx
 
     import dattn
-    from dattn.export import verify as v
-    from dattn.export.torch_onnx import prepare_for_export
+    from dattn.exporting import verify as v
+    from dattn.exporting.torch_onnx import prepare_for_export
     from dattn.runtime.heads import head_of, network_input
     from dattn.runtime.preprocess import read_image
 
@@ -178,9 +178,9 @@ def _scan(weights: Path, int8: Path, folder: Path, options: dict, imgsz: int, da
     import onnx
 
     import dattn
-    from dattn.export import qdq, sensitivity
-    from dattn.export.dataset import split_images
-    from dattn.export.quantize import head_nodes
+    from dattn.exporting import qdq, sensitivity
+    from dattn.exporting.dataset import split_images
+    from dattn.exporting.quantize import head_nodes
     from dattn.runtime.heads import head_of
 
     with contextlib.redirect_stderr(io.StringIO()):

@@ -163,7 +163,7 @@ def main(argv=None) -> int:
 def measure(work: Path, args) -> dict:
     """Export, write the two repositories, start one server with both, and run every cell."""
     import dattn
-    from dattn.export.triton import write_triton_repository
+    from dattn.exporting.triton import write_triton_repository
     from triton_server import TritonServer
 
     weights = args.weights

@@ -24,9 +24,14 @@ _LAZY = {
 }
 
 
+def export(weights, options=None, **option_values):
+    """Export a checkpoint and return the path written: dattn.exporting.api.export (imports torch when called)."""
+    from dattn.exporting.api import export as run_export
+
+    return run_export(weights, options, **option_values)
+
+
 def __getattr__(name):
-    if name == "export":
-        return importlib.import_module("dattn.export")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'dattn' has no attribute {name!r}")
@@ -34,6 +39,5 @@ def __getattr__(name):
 
 register_when_ultralytics_loads()
 
-# `dattn.export` is the export subpackage, and calling it exports (see dattn/export/__init__.py).
 __all__ = ["CheckpointError", "ConfigError", "DAttention", "DattnError", "LayerNormProxy", "ModelFileError", "PluginError",
            "VerificationError", "__version__", "export", "load", "register"]

@@ -53,7 +53,7 @@ def _one_line(error: Exception) -> str:
 
 def _export_parser(prog: str) -> argparse.ArgumentParser:
     """dattn-export's options, generated from ExportOptions (each option is stated once, there)."""
-    from dattn.export.options import flag, option_fields
+    from dattn.exporting.options import flag, option_fields
 
     p = argparse.ArgumentParser(prog=prog, description="Export a YOLO checkpoint (with DAttention or without) to a verified "
                                 "ONNX, a TensorRT engine, a Jetson bundle or a Triton model repository.")
@@ -73,8 +73,8 @@ def _export_parser(prog: str) -> argparse.ArgumentParser:
 
 def _export(argv: list[str], prog: str) -> int:
     args = vars(_export_parser(prog).parse_args(argv))
-    from dattn.export.api import export
-    from dattn.export.options import ExportOptions
+    from dattn.exporting.api import export
+    from dattn.exporting.options import ExportOptions
 
     weights = args.pop("weights")
     args.pop("debug")

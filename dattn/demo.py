@@ -33,8 +33,8 @@ def _predict_in_fresh_process(weights: Path, image: Path, imgsz: int) -> str:
 
 
 def run(workdir: Path, epochs: int, imgsz: int) -> Path:
-    from dattn.export.accuracy import validation_map
-    from dattn.export.api import export
+    from dattn.exporting.accuracy import validation_map
+    from dattn.exporting.api import export
     from dattn.ultralytics.synthetic import make_dataset, train
 
     started = time.perf_counter()

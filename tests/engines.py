@@ -4,7 +4,7 @@ from pathlib import Path
 
 import onnx
 
-from dattn.export.tensorrt import build_serialized_engine, engine_file, engine_metadata
+from dattn.exporting.tensorrt import build_serialized_engine, engine_file, engine_metadata
 
 
 def build_engine_file(onnx_path: Path, engine_path: Path, module_name: str = "tensorrt", raw: bool = False) -> Path:

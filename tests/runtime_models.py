@@ -57,12 +57,12 @@ def strip_images(recipe_run: Path, folder: Path) -> list[Path]:
 def assert_same_detections(name: str, boxes, scores, classes, ref_boxes, ref_scores, ref_classes, conf: float,
                            nms: bool = True) -> int:
     """Same classes, boxes within 1 px, scores within 1e-3, one to one, judged by the export's own comparator
-    (dattn.export.verify.compare_detections); returns the number matched.
+    (dattn.exporting.verify.compare_detections); returns the number matched.
 
     A detection may lack a partner only where its score is within the score tolerance of `conf` (the other side's
     rounding may put it below the threshold) or, after NMS, beside a box it may have suppressed.
     """
-    from dattn.export.verify import Tolerance, compare_detections
+    from dattn.exporting.verify import Tolerance, compare_detections
     from dattn.runtime.postprocess import Detections
 
     def detections(b, s, c):

@@ -21,7 +21,7 @@ from runtime_models import (assert_same_detections, exported_onnx, sample_images
 from trt_headers import SKIP_REASON, tensorrt_include_dirs, tensorrt_version
 
 from dattn.errors import ConfigError
-from dattn.export.bundle import write_bundle
+from dattn.exporting.bundle import write_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -128,7 +128,7 @@ def test_graphs_may_be_given_in_memory(exports, int8_onnx, tmp_path):
 
 WRITE_UNDER_UMASK_027 = """
 import os, sys
-from dattn.export.bundle import write_bundle
+from dattn.exporting.bundle import write_bundle
 
 os.umask(0o027)
 write_bundle(sys.argv[1], sys.argv[2], archive=True)

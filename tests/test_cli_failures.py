@@ -158,7 +158,7 @@ def test_an_engine_leaves_the_weights_folder_alone(weights, tmp_path):
 
 def test_an_engine_build_failure_removes_what_the_run_wrote(weights, tmp_path, monkeypatch):
     pytest.importorskip("tensorrt_rtx")
-    from dattn.export import tensorrt
+    from dattn.exporting import tensorrt
 
     def fail(*args, **kwargs):
         raise RuntimeError("TensorRT failed to build an engine (the builder said no)")

@@ -98,7 +98,7 @@ def test_trace_is_free_of_float64_and_inplace_ops_and_stays_dynamic(options):
 
 def test_onnx_export_of_the_block_has_no_float64(tmp_path):
     onnx = pytest.importorskip("onnx")
-    from dattn.export.passes.dtype_check import find_float64
+    from dattn.exporting.passes.dtype_check import find_float64
 
     block = _perturbed(DAttention(32))
     path = tmp_path / "block.onnx"

@@ -12,11 +12,11 @@ import torch
 import dattn
 from conftest import run_python
 from dattn.errors import ConfigError
-from dattn.export import pipeline
-from dattn.export import verify as v
-from dattn.export.passes import find_float64
-from dattn.export.targets import EXPORTERS, plan_export
-from dattn.export.torch_onnx import export_onnx, prepare_for_export
+from dattn.exporting import pipeline
+from dattn.exporting import verify as v
+from dattn.exporting.passes import find_float64
+from dattn.exporting.targets import EXPORTERS, plan_export
+from dattn.exporting.torch_onnx import export_onnx, prepare_for_export
 from dattn.runtime.heads import HEADS
 from runtime_models import letterboxed
 
@@ -107,7 +107,7 @@ def test_dynamic_export_agrees_at_other_sizes_and_batches(recipe_weights, torch_
 def test_the_recipe_class_would_fail_the_dynamic_check(recipe_weights, torch_model, tmp_path, exporter):
     # The check above can fail: the recipe's own forward, exported the same way, moves boxes (TorchScript
     # bakes its 640-px reference grid in) or cannot run at another size (dynamo keeps a 640-px broadcast).
-    from dattn.export.torch_onnx import export_onnx
+    from dattn.exporting.torch_onnx import export_onnx
     from recipe import as_recipe_objects
 
     recipe_model = as_recipe_objects(prepare_for_export(dattn.load(recipe_weights).model, dynamic=True)[0])

@@ -13,7 +13,7 @@ import onnx
 import pytest
 
 import dattn
-from dattn.export.targets import EXPORTERS, TARGETS, plan_export
+from dattn.exporting.targets import EXPORTERS, TARGETS, plan_export
 
 trt = pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
 

@@ -1,4 +1,4 @@
-"""The one way dattn writes outputs (dattn.export.files.StagedOutputs), on the real file system.
+"""The one way dattn writes outputs (dattn.exporting.files.StagedOutputs), on the real file system.
 
 Staged files and folders sit under hidden temporary names beside their destinations until the commit renames them
 into place; an exception or an interruption before that leaves the folder as it was. Modes are a plain write's,
@@ -18,7 +18,7 @@ import pytest
 from conftest import run_python
 
 from dattn.errors import ConfigError
-from dattn.export.files import StagedOutputs, check_destination
+from dattn.exporting.files import StagedOutputs, check_destination
 
 
 def listing(folder: Path) -> dict:
@@ -182,7 +182,7 @@ def test_two_outputs_for_one_destination_are_refused(tmp_path):
 MODES = """
 import os, stat, sys
 from pathlib import Path
-from dattn.export.files import StagedOutputs
+from dattn.exporting.files import StagedOutputs
 
 os.umask(0o027)
 out, source = Path(sys.argv[1]), Path(sys.argv[2])
@@ -219,7 +219,7 @@ def test_modes_are_a_plain_writes_under_the_umask_copies_included(tmp_path):
 FILL = """
 import resource, signal, sys
 from pathlib import Path
-from dattn.export.files import StagedOutputs
+from dattn.exporting.files import StagedOutputs
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG instead of killing the process
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))

@@ -30,7 +30,7 @@ def test_the_layers_hold(tmp_path):
 
 
 @pytest.mark.parametrize("module, wrong_import, broken", [
-    ("dattn/runtime/preprocess.py", "import dattn.export.api", "Layers"),
+    ("dattn/runtime/preprocess.py", "import dattn.exporting.api", "Layers"),
     ("dattn/nn/dattention.py", "import dattn.ultralytics.load", "Layers"),
     ("dattn/runtime/postprocess.py", "import torch", "without torch"),
 ])
@@ -54,8 +54,8 @@ def test_the_runtime_runs_without_loading_torch_ultralytics_or_the_exporter(reci
         "from dattn.runtime import Detector\n"
         f"found = Detector({str(path)!r}).predict({str(sample_images()[0])!r})\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'ultralytics')\n"
-        "          or m in ('dattn.export', 'dattn.ultralytics', 'dattn.nn')\n"
-        "          or m.startswith(('dattn.export.', 'dattn.ultralytics.', 'dattn.nn.'))]\n"
+        "          or m in ('dattn.exporting', 'dattn.ultralytics', 'dattn.nn')\n"
+        "          or m.startswith(('dattn.exporting.', 'dattn.ultralytics.', 'dattn.nn.'))]\n"
         "print(len(found.boxes), sorted(loaded))\n"
     )
     boxes, loaded = run_python(code, cwd=tmp_path).stdout.split(" ", 1)  # a folder outside the checkout

@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from dattn.export.passes.dtype_check import assert_no_float64, find_float64
+from dattn.exporting.passes.dtype_check import assert_no_float64, find_float64
 
 
 class _Float64Grid(torch.nn.Module):

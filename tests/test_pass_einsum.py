@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dattn.export.passes.einsum import decompose_einsum, parse_equation
+from dattn.exporting.passes.einsum import decompose_einsum, parse_equation
 
 
 class _Einsum(torch.nn.Module):

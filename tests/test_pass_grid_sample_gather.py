@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dattn.export.passes.grid_sample_gather import grid_sample_to_gather
+from dattn.exporting.passes.grid_sample_gather import grid_sample_to_gather
 
 
 def _conformance_cases():

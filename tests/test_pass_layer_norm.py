@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dattn.export.passes.layer_norm import decompose_layer_norm
+from dattn.exporting.passes.layer_norm import decompose_layer_norm
 
 
 class _ChannelLayerNorm(torch.nn.Module):

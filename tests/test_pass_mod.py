@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from dattn.export.passes import decompose_mod
+from dattn.exporting.passes import decompose_mod
 
 TYPES = {np.int64: TensorProto.INT64, np.int32: TensorProto.INT32, np.float32: TensorProto.FLOAT}
 

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from dattn.export.passes.opset_downgrade import ADDED_ATTRIBUTE_VALUES, ADDED_ATTRIBUTES, INPUT_TO_ATTRIBUTE, TYPE_ONLY, downgrade_opset
+from dattn.exporting.passes.opset_downgrade import ADDED_ATTRIBUTE_VALUES, ADDED_ATTRIBUTES, INPUT_TO_ATTRIBUTE, TYPE_ONLY, downgrade_opset
 
 TARGETS = range(11, 18)
 

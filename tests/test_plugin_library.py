@@ -5,7 +5,7 @@
 - missing: one-line PluginError naming `dattn plugin build`, nothing loaded or written;
 - built for the wrong TensorRT: a library built against TensorRT 8.6 headers is refused, in one line that names
   8.6.1 and the TensorRT for RTX in use, before it is loaded; the rule for `tensorrt` (same major) too;
-- the same through dattn.export.tensorrt.build_serialized_engine(..., uses_plugin=True, module_name="tensorrt_rtx").
+- the same through dattn.exporting.tensorrt.build_serialized_engine(..., uses_plugin=True, module_name="tensorrt_rtx").
 TensorRT for RTX runs in child processes, so what a library registers stays out of the test process.
 """
 
@@ -74,7 +74,7 @@ ENGINE_SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from dattn.errors import PluginError
-    from dattn.export.tensorrt import build_serialized_engine
+    from dattn.exporting.tensorrt import build_serialized_engine
 
     library = sys.argv[2]
     try:
@@ -199,7 +199,7 @@ def test_which_builds_fit_which_tensorrt(built, module_name, in_use, accepted):
 
 @needs_rtx
 def test_engine_build_without_the_library_says_dattn_plugin_build(tmp_path, monkeypatch):
-    from dattn.export.tensorrt import build_serialized_engine
+    from dattn.exporting.tensorrt import build_serialized_engine
 
     model = plugin_graph(tmp_path / "model.onnx")
     monkeypatch.setenv(LIBRARY_ENV, str(tmp_path / "libdattn_trt_plugins.so"))

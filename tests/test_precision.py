@@ -16,10 +16,10 @@ from onnx import TensorProto
 import dattn
 from conftest import SAMPLER_NAME, run_python
 from dattn.errors import ConfigError, VerificationError
-from dattn.export import pipeline, qdq
-from dattn.export import verify as v
-from dattn.export.quantize import head_nodes
-from dattn.export.torch_onnx import prepare_for_export
+from dattn.exporting import pipeline, qdq
+from dattn.exporting import verify as v
+from dattn.exporting.quantize import head_nodes
+from dattn.exporting.torch_onnx import prepare_for_export
 from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import xywh_to_xyxy
 from runtime_models import letterboxed

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import run_python
 from dattn.errors import ConfigError
-from dattn.export.options import ExportOptions, flag, option_fields
-from dattn.export.request import check_request
+from dattn.exporting.options import ExportOptions, flag, option_fields
+from dattn.exporting.request import check_request
 
 needs_tensorrt_rtx = pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="needs tensorrt_rtx")
 

@@ -20,7 +20,7 @@ from trt_headers import tensorrt10_include_dir
 
 import dattn
 from dattn.errors import ConfigError, PluginError
-from dattn.export.triton import MARKER, check_repository_target, model_folders, write_triton_repository
+from dattn.exporting.triton import MARKER, check_repository_target, model_folders, write_triton_repository
 from dattn.runtime.engine_file import parse_engine_bytes
 
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2", reason="tritonclient is not installed (pip install '.[dev]')")
@@ -48,7 +48,7 @@ def onnx_files(recipe_weights, tmp_path_factory):
 def rtx_engine(onnx_files, tmp_path_factory):
     """A real engine file as dattn writes it (ultralytics header + plan), built by TensorRT for RTX from the static ONNX."""
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX (pip install tensorrt-rtx-cu12) is not installed")
-    from dattn.export.tensorrt import build_serialized_engine, engine_file, engine_metadata
+    from dattn.exporting.tensorrt import build_serialized_engine, engine_file, engine_metadata
 
     plan = build_serialized_engine(onnx_files["static"], module_name="tensorrt_rtx")
     path = tmp_path_factory.mktemp("triton-engine") / "static.engine"
@@ -162,7 +162,7 @@ def test_engine_gives_a_tensorrt_plan_model_holding_the_plan_without_its_header(
 
 
 def test_python_models_carry_the_installed_runtime_and_nothing_else_of_dattn(onnx_files, tmp_path):
-    from dattn.export.runtime_tree import PACKAGE, shipped_files
+    from dattn.exporting.runtime_tree import PACKAGE, shipped_files
 
     repository = write_triton_repository(tmp_path / "repo", onnx_files["dynamic"], name=NAME)
     expected = sorted(str(p) for p in shipped_files())
@@ -189,7 +189,7 @@ def test_python_backend_files_are_python_3_6_compatible(onnx_files, tmp_path):
 def plugin_engine(onnx_files, rtx_engine, folder: Path) -> Path:
     """The engine file dattn writes for the plugin graph: its header, with the plan RTX built from the native graph
     (RTX's parser cannot build the plugin graph, see test_trt_plugin_tensorrt_rtx.py; the writer reads the header)."""
-    from dattn.export.tensorrt import engine_metadata
+    from dattn.exporting.tensorrt import engine_metadata
 
     meta = json.dumps(engine_metadata(onnx.load(str(onnx_files["plugin"])))).encode()
     engine = folder / "plugin.engine"
@@ -351,7 +351,7 @@ def test_the_graph_and_the_engine_may_be_given_in_memory(onnx_files, rtx_engine,
 
 @pytest.mark.skipif(tensorrt10_include_dir() is None, reason="needs TensorRT 10+ headers (TRT_INCLUDE_DIRS) to build the plugin")
 def test_plugin_engine_ships_the_library_and_the_plugin_sources(onnx_files, rtx_engine, tmp_path):
-    from dattn.export.tensorrt import engine_metadata
+    from dattn.exporting.tensorrt import engine_metadata
     from dattn.plugin.build import build_plugin, find_nvcc, plugin_source_dir
 
     if shutil.which("cmake") is None or find_nvcc() is None:
@@ -379,7 +379,7 @@ def test_plugin_engine_ships_the_library_and_the_plugin_sources(onnx_files, rtx_
 
 WRITE_UNDER_UMASK_027 = """
 import os, sys
-from dattn.export.triton import write_triton_repository
+from dattn.exporting.triton import write_triton_repository
 
 os.umask(0o027)
 write_triton_repository(sys.argv[1], sys.argv[2], name=sys.argv[3])
@@ -402,8 +402,8 @@ def test_every_python_template_is_plain_python_and_the_client_queries_its_own_en
     """Nothing is filled into .py files (linters read them as they are); client.py takes its ensemble's folder name."""
     import ast
 
-    from dattn.export.bundle import TEMPLATES as BUNDLE_FILES
-    from dattn.export.triton import FILES
+    from dattn.exporting.bundle import TEMPLATES as BUNDLE_FILES
+    from dattn.exporting.triton import FILES
 
     for path in [*FILES.glob("*.py"), *BUNDLE_FILES.glob("*.py")]:
         ast.parse(path.read_text(), filename=str(path))

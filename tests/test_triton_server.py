@@ -19,7 +19,7 @@ import pytest
 from triton_server import TritonServer, missing_reason
 
 import dattn
-from dattn.export.triton import write_triton_repository
+from dattn.exporting.triton import write_triton_repository
 from dattn.runtime import Detector
 from dattn.runtime.preprocess import Letterbox, read_image, to_network_input
 
@@ -73,7 +73,7 @@ def server(repository, head_exports):
 @pytest.fixture(scope="module")
 def image_paths(recipe_data):
     """bus.jpg and zidane.jpg (ultralytics' assets) and the generated validation images the detector learnt to see."""
-    from dattn.export.verify import sample_image_paths
+    from dattn.exporting.verify import sample_image_paths
 
     return sample_image_paths() + sorted((recipe_data.parent / "images" / "val").glob("*.png"))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
+from dattn.exporting.passes.grid_sample_plugin import grid_sample_to_plugin
 from dattn.plugin.contract import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
 from dattn.plugin.ort_reference import grid_sample_bilinear_reference, plugin_session
 

@@ -33,7 +33,7 @@ PARSE_SCRIPT = textwrap.dedent("""
     import io, json, sys
     import numpy as np, onnx, torch, torch.nn.functional as F
     import tensorrt_rtx as trt
-    from dattn.export.passes.grid_sample_plugin import grid_sample_to_plugin
+    from dattn.exporting.passes.grid_sample_plugin import grid_sample_to_plugin
 
     NAME, VERSION, NAMESPACE = sys.argv[1:4]
 

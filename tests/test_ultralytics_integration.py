@@ -298,7 +298,7 @@ def test_unmappable_pasted_class_gets_a_one_line_error(tmp_path):
 
 def test_the_recipe_detector_has_learnt_the_shapes(recipe_run):
     # The comparisons elsewhere mean something only on a model that detects: mAP50 >= 0.5 on its validation split.
-    from dattn.export.accuracy import validation_map
+    from dattn.exporting.accuracy import validation_map
 
     map50_95, map50 = validation_map(recipe_run / "best.pt", recipe_run / "data" / "data.yaml", 160, batch=8)
     assert map50 >= 50, (map50_95, map50)

@@ -7,9 +7,9 @@ from onnx import helper, numpy_helper
 
 import dattn
 from dattn.errors import VerificationError
-from dattn.export import pipeline
-from dattn.export import verify as v
-from dattn.export.verify import TOLERANCES, compare
+from dattn.exporting import pipeline
+from dattn.exporting import verify as v
+from dattn.exporting.verify import TOLERANCES, compare
 from dattn.runtime.heads import HEADS
 
 IMGSZ = 160

@@ -24,10 +24,10 @@ from pathlib import Path
 import onnx
 
 from dattn.errors import ConfigError
-from dattn.export.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
-from dattn.export.files import StagedOutputs, check_destination
-from dattn.export.runtime_tree import stage_runtime_tree
-from dattn.export.tensorrt import engine_metadata
+from dattn.exporting.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
+from dattn.exporting.files import StagedOutputs, check_destination
+from dattn.exporting.runtime_tree import stage_runtime_tree
+from dattn.exporting.tensorrt import engine_metadata
 from dattn.plugin.contract import OP_TYPE
 
 TEMPLATES = Path(__file__).with_name("bundle_files")

@@ -11,7 +11,7 @@ have no calibrator), and ONNX Runtime runs it on a CPU. Two flavours (README, "P
 
 Both keep in float what measurement showed quantization hurts: the first convolution (it sees the raw image), the
 detection head (its convolutions and its decoding, which mixes pixels and scores in one tensor), and the sampling
-step with what computes its coordinates; and what stays float reads float tensors (dattn.export.qdq.read_float).
+step with what computes its coordinates; and what stays float reads float tensors (dattn.exporting.qdq.read_float).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from dattn.export.qdq import read_float
+from dattn.exporting.qdq import read_float
 from dattn.runtime.heads import HEADS, Head, network_input
 from dattn.runtime.preprocess import read_image
 

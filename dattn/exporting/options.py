@@ -2,7 +2,7 @@
 
 `ExportOptions` is what the Python API takes (`dattn.export("best.pt", imgsz=320, half=True)`) and what the
 command line is generated from (`--imgsz 320 --half`): the flag is the field name with dashes. `check_request`
-(dattn.export.request) turns options into the validated request that the export runs.
+(dattn.exporting.request) turns options into the validated request that the export runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Callable
 
-from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, GRID_SAMPLE_FORMS, TARGETS
+from dattn.exporting.targets import DEFAULT_EXPORTER, EXPORTERS, GRID_SAMPLE_FORMS, TARGETS
 
 FORMATS = ("onnx", "engine", "bundle", "triton")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 
 from dattn.errors import ConfigError
-from dattn.export.files import StagedOutputs
+from dattn.exporting.files import StagedOutputs
 
 DEFAULT_MAX_BATCH = 8
 _PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dattn.export.files import StagedOutputs
+from dattn.exporting.files import StagedOutputs
 
 PACKAGE = Path(__file__).resolve().parents[1]  # dattn/
 SHIPPED = ("errors.py", "runtime/*.py", "plugin/__init__.py", "plugin/contract.py", "plugin/build.py", "plugin/library.py")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from dattn.export.qdq import keep_float, quantized_layers
+from dattn.exporting.qdq import keep_float, quantized_layers
 from dattn.runtime.heads import Head, network_input
 from dattn.runtime.preprocess import read_image
 
@@ -55,7 +55,7 @@ def _session(model: onnx.ModelProto, outputs: list[str], uses_plugin: bool):
 
 def scan_batches(images: list[Path], imgsz: tuple[int, int], batch: int, head: Head) -> list[np.ndarray]:
     """Up to SCAN_IMAGES of `images`, each fitted as `head` expects and repeated to the export's batch size."""
-    from dattn.export.dataset import evenly_spaced
+    from dattn.exporting.dataset import evenly_spaced
 
     return [np.repeat(network_input(head, read_image(p), imgsz)[None], batch, axis=0)
             for p in evenly_spaced(images, SCAN_IMAGES)]

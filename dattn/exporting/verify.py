@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from dattn.errors import VerificationError
-from dattn.export.dataset import Dataset, evenly_spaced, split_images
+from dattn.exporting.dataset import Dataset, evenly_spaced, split_images
 from dattn.runtime.heads import Head, decode, network_input
 from dattn.runtime.postprocess import Detections
 from dattn.runtime.preprocess import read_image

@@ -28,9 +28,9 @@ from pathlib import Path
 import onnx
 
 from dattn.errors import ConfigError, PluginError
-from dattn.export.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
-from dattn.export.files import StagedOutputs, check_destination
-from dattn.export.runtime_tree import stage_runtime_tree
+from dattn.exporting.deployment import DEFAULT_MAX_BATCH, load_onnx, render, stage_onnx
+from dattn.exporting.files import StagedOutputs, check_destination
+from dattn.exporting.runtime_tree import stage_runtime_tree
 from dattn.runtime.engine_file import parse_engine_bytes, read_engine_file
 
 FILES = Path(__file__).with_name("triton_files")

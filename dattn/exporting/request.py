@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dattn.errors import CheckpointError, ConfigError
-from dattn.export.dataset import Dataset, load_dataset
-from dattn.export.options import FORMATS, ExportOptions, changed_options, flag, option_fields
-from dattn.export.targets import EXPORTERS, ExportPlan, plan_export
+from dattn.exporting.dataset import Dataset, load_dataset
+from dattn.exporting.options import FORMATS, ExportOptions, changed_options, flag, option_fields
+from dattn.exporting.targets import EXPORTERS, ExportPlan, plan_export
 
 SUFFIX_FORMATS = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
 MAX_IMGSZ = 4096  # far beyond any YOLO deployment; larger sizes only exhaust memory
@@ -123,7 +123,7 @@ def check_output(weights: Path, output: Path, format: str) -> Path:
     special file, in a writable folder, and a path the summary's last line can print."""
     if "\n" in str(output) or "\r" in str(output):
         raise ConfigError(f"--output {str(output)!r}: a path with a line break cannot be reported on one line; rename it")
-    from dattn.export.files import check_destination
+    from dattn.exporting.files import check_destination
 
     check_destination(output, "folder" if format in FOLDER_FORMATS else "file")
     if output.exists() and output.resolve() == weights.resolve():
@@ -202,7 +202,7 @@ def check_request(weights, options: ExportOptions) -> ExportRequest:
                             options.trust_weights, warnings=warnings)
     _refuse_options_that_do_not_apply(options, request)
     if options.dynamic and tensorrt_module is not None:
-        from dattn.export.tensorrt import dynamic_profile
+        from dattn.exporting.tensorrt import dynamic_profile
 
         dynamic_profile(batch, size, lows, highs)  # ConfigError for a profile that shrinks
     output = Path(options.output) if options.output else _default_output(weights, format, precision)
@@ -211,11 +211,11 @@ def check_request(weights, options: ExportOptions) -> ExportRequest:
         raise ConfigError(f"--keep-onnx writes the engine's ONNX to {request.kept_onnx}, which is the --output; "
                           "name the engine *.engine")
     if format == "triton":
-        from dattn.export.triton import check_repository_target
+        from dattn.exporting.triton import check_repository_target
 
         check_repository_target(request.output, serving["name"])
     if format == "bundle":
-        from dattn.export.bundle import check_bundle_target
+        from dattn.exporting.bundle import check_bundle_target
 
         check_bundle_target(request.output)
     return request
@@ -229,7 +229,7 @@ def _positive_int(value, flag: str) -> int:
 
 def _check_serving(options: ExportOptions) -> dict:
     """The Triton repository's settings, checked now rather than after the export."""
-    from dattn.export.triton import check_model_name
+    from dattn.exporting.triton import check_model_name
 
     check_model_name(options.name)
     for flag, value, low in (("--instances", options.instances, 1), ("--queue-delay-us", options.queue_delay_us, 0)):
@@ -267,7 +267,7 @@ def _engine_module(format: str, plan: ExportPlan, grid_sample: str, sm: int | No
         from dattn.plugin.library import require_plugin_library
 
         require_plugin_library()
-    from dattn.export.tensorrt import compute_capabilities
+    from dattn.exporting.tensorrt import compute_capabilities
     from dattn.runtime.tensorrt_runner import import_tensorrt
 
     trt = import_tensorrt(module, needed_for=needed_for, instead="--format onnx works without it")

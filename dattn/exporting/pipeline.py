@@ -14,8 +14,8 @@ from pathlib import Path
 
 import onnx
 
-from dattn.export import passes
-from dattn.export.targets import ExportPlan
+from dattn.exporting import passes
+from dattn.exporting.targets import ExportPlan
 from dattn.runtime.heads import Head
 
 
@@ -77,7 +77,7 @@ def float16_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool) -> tupl
 def int8_onnx(raw: onnx.ModelProto, plan: ExportPlan, simplify: bool, images: list[Path], imgsz: tuple[int, int],
               flavour: str, head_weights: str, head: Head) -> tuple[onnx.ModelProto, int]:
     """The Q/DQ graph calibrated on `images`, and how many nodes stayed in float."""
-    from dattn.export.quantize import float_nodes, quantize_int8
+    from dattn.exporting.quantize import float_nodes, quantize_int8
 
     model, sensitive = _common(raw, plan)
     runnable_form = "native" if plan.grid_sample == "plugin" else plan.grid_sample  # ONNX Runtime calibrates it

@@ -1,4 +1,4 @@
-"""`dattn.export`: checkpoint -> deployable ONNX, TensorRT engine, Jetson bundle or Triton repository, verified.
+"""`dattn.export(...)`: checkpoint -> deployable ONNX, TensorRT engine, Jetson bundle or Triton repository, verified.
 
 The steps: check the whole request (nothing is loaded or written before it passes), load the checkpoint, trace it
 to ONNX, build the graph for the precision asked (FP32, FP16, INT8), verify it against PyTorch (and by mAP with a
@@ -20,13 +20,13 @@ import onnx
 import torch
 
 from dattn.errors import ConfigError, VerificationError
-from dattn.export import pipeline
-from dattn.export.files import StagedOutputs
-from dattn.export.metadata import dattn_metadata, ultralytics_metadata, with_metadata
-from dattn.export.options import ExportOptions
-from dattn.export.request import ExportRequest, check_request
-from dattn.export.head import HeadInfo, sampling_sites
-from dattn.export.torch_onnx import export_onnx, prepare_for_export
+from dattn.exporting import pipeline
+from dattn.exporting.files import StagedOutputs
+from dattn.exporting.metadata import dattn_metadata, ultralytics_metadata, with_metadata
+from dattn.exporting.options import ExportOptions
+from dattn.exporting.request import ExportRequest, check_request
+from dattn.exporting.head import HeadInfo, sampling_sites
+from dattn.exporting.torch_onnx import export_onnx, prepare_for_export
 from dattn.runtime.heads import HEADS
 
 
@@ -162,7 +162,7 @@ def _head_weights(model) -> str:
 
 def _builds_strongly_typed_only(request: ExportRequest) -> bool:
     """TensorRT 11.x and RTX build FP16 from an FP16 ONNX; 8.x-10.x from the FP32 one with a builder flag."""
-    from dattn.export.tensorrt import builds_strongly_typed_only
+    from dattn.exporting.tensorrt import builds_strongly_typed_only
     from dattn.runtime.tensorrt_runner import import_tensorrt
 
     return builds_strongly_typed_only(import_tensorrt(request.tensorrt_module))
@@ -191,7 +191,7 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
     """Each graph against PyTorch at its precision's tolerance, as the head lays out its output; mAP side by side
     with a data yaml. An INT8 graph that misses its gate (verification, and the mAP drop where measured) is rescued
     by keeping its most sensitive layers in float; `graphs["int8"]` is then the rescued graph."""
-    from dattn.export import verify as v
+    from dattn.exporting import verify as v
 
     check = _checker(model, head, request, report)
     checked = {precision: check(precision, graph) for precision, graph in graphs.items()}
@@ -231,8 +231,8 @@ def _verify(model, head: HeadInfo, graphs: dict, request: ExportRequest, report:
 def _checker(model, head: HeadInfo, request: ExportRequest, report: Report):
     """check(precision, graph) -> _Checked: the graph verified against PyTorch on the verification cases and, where it
     passed and mAP can be measured, its mAP on the data yaml's val split."""
-    from dattn.export import verify as v
-    from dattn.export.accuracy import validation_map
+    from dattn.exporting import verify as v
+    from dattn.exporting.accuracy import validation_map
 
     layout = HEADS[head.name]
     # The reference is the model as exported (heads recompute their anchors when the input size changes): RT-DETR's
@@ -296,7 +296,7 @@ def _measures_map(request: ExportRequest, report: Report) -> bool:
 
 
 def _write_picture(picture, model, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
-    from dattn.export import verify as v
+    from dattn.exporting import verify as v
 
     png = v.side_by_side_png(*picture, names=dict(model.names), right_title=f"ONNX Runtime ({request.precision.upper()})")
     try:
@@ -346,8 +346,8 @@ def _rescued_int8(model, head: HeadInfo, graphs: dict, checked: dict[str, _Check
     until the gate holds (or half of them are float)."""
     from tqdm import tqdm
 
-    from dattn.export import qdq, sensitivity
-    from dattn.export.quantize import head_nodes
+    from dattn.exporting import qdq, sensitivity
+    from dattn.exporting.quantize import head_nodes
 
     layers = qdq.quantized_layers(graphs["int8"])
     int8, fp32 = checked["int8"], checked["fp32"]
@@ -392,7 +392,7 @@ def _write_product(graphs: dict, request: ExportRequest, report: Report, staged:
 
 
 def _write_bundle(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
-    from dattn.export.bundle import stage_bundle
+    from dattn.exporting.bundle import stage_bundle
 
     _say(f"writing the Jetson bundle {request.output}")
     stage_bundle(staged, request.output, graphs["fp32"], graphs.get("int8"), graphs.get("fp16"), precision=request.precision)
@@ -401,7 +401,7 @@ def _write_bundle(graphs: dict, request: ExportRequest, report: Report, staged: 
 
 
 def _write_triton(graphs: dict, request: ExportRequest, report: Report, staged: StagedOutputs) -> None:
-    from dattn.export.triton import stage_triton_repository
+    from dattn.exporting.triton import stage_triton_repository
 
     engine = _engine(graphs, request, report) if request.tensorrt_module is not None else None
     _say(f"writing the Triton model repository {request.output}")
@@ -419,7 +419,7 @@ def _engine_graph(graphs: dict, request: ExportRequest) -> onnx.ModelProto:
 
 def _engine(graphs: dict, request: ExportRequest, report: Report) -> bytes:
     """The engine file's bytes (ultralytics header + plan, or the bare plan)."""
-    from dattn.export.tensorrt import MODULES, build_serialized_engine, dynamic_profile, engine_file, engine_metadata
+    from dattn.exporting.tensorrt import MODULES, build_serialized_engine, dynamic_profile, engine_file, engine_metadata
 
     graph = _engine_graph(graphs, request)
     profile = dynamic_profile(request.batch, request.imgsz, request.min_imgsz, request.max_imgsz) if request.dynamic else None

@@ -22,10 +22,10 @@ import onnx
 import torch
 
 from dattn.errors import ConfigError
-from dattn.export import passes
-from dattn.export.head import HeadInfo, prepare_head
+from dattn.exporting import passes
+from dattn.exporting.head import HeadInfo, prepare_head
 from dattn.runtime.heads import HEADS, Head
-from dattn.export.targets import DEFAULT_EXPORTER, EXPORTERS, NATIVE_GRID_SAMPLE_MIN_OPSET
+from dattn.exporting.targets import DEFAULT_EXPORTER, EXPORTERS, NATIVE_GRID_SAMPLE_MIN_OPSET
 
 INPUT_NAME, OUTPUT_NAME = "images", "output0"  # ultralytics' names, which its ONNX backend expects
 DYNAMO_MIN_OPSET = 18  # below it torch.onnx falls back to ONNX's version converter
@@ -48,7 +48,7 @@ def _grid_sample_placeholder(g, x, grid, mode, padding_mode, align_corners):
 def prepare_for_export(model: torch.nn.Module, dynamic: bool, end2end: bool | None = None,
                        imgsz: tuple[int, int] | None = None, source="the model") -> tuple[torch.nn.Module, HeadInfo]:
     """A fused eval copy whose head, on the branch asked for, returns the one tensor ultralytics' ONNX export has;
-    and what that head is (dattn.export.head)."""
+    and what that head is (dattn.exporting.head)."""
     model = copy.deepcopy(model).float().eval()
     head = prepare_head(model, dynamic, end2end, imgsz, source)  # before fusing, which drops the branch not taken
     if hasattr(model, "fuse"):
