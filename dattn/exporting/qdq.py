@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import onnx
 
+from dattn.exporting.passes._graph import producers
+
 LAYERS = ("Conv", "ConvTranspose", "MatMul", "Gemm")  # the ops that do the arithmetic INT8 is for
-
-
-def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
-    return {out: node for node in model.graph.node for out in node.output}
 
 
 def _rounded_activations(model: onnx.ModelProto) -> dict[str, tuple[str, str]]:
     """DequantizeLinear output -> (the float tensor its QuantizeLinear read, the node that made that tensor or "")."""
-    producer = _producers(model)
+    producer = producers(model)
     found = {}
     for node in model.graph.node:
         quantize = producer.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
@@ -32,7 +30,7 @@ def _rounded_activations(model: onnx.ModelProto) -> dict[str, tuple[str, str]]:
 
 def quantized_layers(model: onnx.ModelProto) -> list[str]:
     """The names of the Conv, ConvTranspose, MatMul and Gemm nodes reading a DequantizeLinear, in graph order."""
-    producer = _producers(model)
+    producer = producers(model)
     return [n.name for n in model.graph.node if n.op_type in LAYERS
             and any(producer.get(name) is not None and producer[name].op_type == "DequantizeLinear" for name in n.input)]
 
@@ -59,7 +57,7 @@ def read_float(quantized: onnx.ModelProto, float32: onnx.ModelProto, readers) ->
     it wraps)."""
     model = onnx.ModelProto()
     model.CopyFrom(quantized)
-    producer = _producers(model)
+    producer = producers(model)
     constants = {init.name for init in model.graph.initializer}
     float_inputs = {n.name: n.input for n in float32.graph.node}
     float_constants = {init.name: init for init in float32.graph.initializer}

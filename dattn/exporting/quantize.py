@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from dattn.exporting.passes._graph import nodes_after
 from dattn.exporting.qdq import read_float
 from dattn.runtime.heads import HEADS, Head, network_input
 from dattn.runtime.preprocess import read_image
@@ -35,21 +36,6 @@ FLAVOURS = ("tensorrt", "onnxruntime")
 TENSORRT_QUANTIZED_OPS = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
 
 
-def _downstream(model: onnx.ModelProto, start: list[onnx.NodeProto], stop=("Conv", "MatMul", "Gemm")) -> list[str]:
-    """Names of `start` and the nodes after them, up to (not into) the next `stop` op; all the way with stop=()."""
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    found, frontier = [], list(start)
-    while frontier:
-        node = frontier.pop()
-        if node.name in found:
-            continue
-        found.append(node.name)
-        frontier += [c for out in node.output for c in consumers.get(out, []) if c.op_type not in stop]
-    return found
-
 
 def head_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
     """The detection head: its convolutions and everything after them. The convolutions are found by their weights'
@@ -58,7 +44,7 @@ def head_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
     node_path = "/" + head_weights.rstrip(".") + "/"
     head = [n for n in model.graph.node if n.op_type == "Conv"
             and (n.input[1].startswith(head_weights) or n.name.startswith(node_path))]
-    return _downstream(model, head, stop=())
+    return nodes_after(model, head)
 
 
 def float_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
@@ -68,7 +54,7 @@ def float_nodes(model: onnx.ModelProto, head_weights: str) -> list[str]:
     (The sampling step, which the pipeline names before its rewrite, is kept in float too.)
     """
     stem = [n for n in model.graph.node if n.op_type == "Conv" and n.input[0] == model.graph.input[0].name][:1]
-    return [*_downstream(model, stem), *head_nodes(model, head_weights)]
+    return [*nodes_after(model, stem, stop=("Conv", "MatMul", "Gemm")), *head_nodes(model, head_weights)]
 
 
 def _calibration_reader(images: list[Path], input_name: str, imgsz: tuple[int, int], head: Head, progress):

@@ -155,3 +155,46 @@ def attr(node: onnx.NodeProto, name: str, default=None):
             return value.decode() if isinstance(value, bytes) else value
     return default
 
+
+
+# ---- walking a graph: the one place that maps tensors to the nodes that make and read them -----------------------
+
+
+def producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    """Tensor name -> the node that computes it."""
+    return {out: node for node in model.graph.node for out in node.output}
+
+
+def consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    """Tensor name -> the nodes that read it."""
+    found: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def nodes_after(model: onnx.ModelProto, start: list[onnx.NodeProto], stop: Sequence[str] = ()) -> list[str]:
+    """Names of `start` and of the nodes their outputs feed, up to (not into) nodes of the `stop` op types."""
+    readers = consumers(model)
+    found, frontier = [], list(start)
+    while frontier:
+        node = frontier.pop()
+        if node.name in found:
+            continue
+        found.append(node.name)
+        frontier += [r for out in node.output for r in readers.get(out, []) if r.op_type not in stop]
+    return found
+
+
+def nodes_before(model: onnx.ModelProto, tensors: list[str], stop: Sequence[str] = ()) -> set[str]:
+    """Names of the nodes that compute `tensors`, back to (not into) nodes of the `stop` op types."""
+    producer = producers(model)
+    found, stack = set(), list(tensors)
+    while stack:
+        node = producer.get(stack.pop())
+        if node is None or node.name in found or node.op_type in stop:
+            continue
+        found.add(node.name)
+        stack.extend(node.input)
+    return found

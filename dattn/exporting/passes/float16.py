@@ -27,29 +27,16 @@ from onnx import TensorProto
 
 from dattn.plugin.contract import OP_TYPE
 
-from ._graph import elem_type, infer_types
+from ._graph import elem_type, infer_types, nodes_before, producers
 
 FLOAT32_OPS = ("GridSample", OP_TYPE, "Softmax", "LayerNormalization", "Resize")
 # Where a backward walk from a sensitive tensor stops: the layers that do the heavy lifting stay float16.
 _HEAVY_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Softmax", "LayerNormalization"}
 
 
-def _upstream_nodes(model: onnx.ModelProto, tensors: list[str]) -> set[str]:
-    """Names of the nodes that compute `tensors` from the nearest heavy layers (those excluded)."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    found, stack = set(), list(tensors)
-    while stack:
-        node = producer.get(stack.pop())
-        if node is None or node.name in found or node.op_type in _HEAVY_OPS:
-            continue
-        found.add(node.name)
-        stack.extend(node.input)
-    return found
-
-
 def sampling_coordinate_nodes(model: onnx.ModelProto) -> set[str]:
     """The names of the nodes that compute GridSample's sampling coordinates from the offset convolution."""
-    return _upstream_nodes(model, [node.input[1] for node in model.graph.node if node.op_type == "GridSample"])
+    return nodes_before(model, [node.input[1] for node in model.graph.node if node.op_type == "GridSample"], _HEAVY_OPS)
 
 
 def _own_constants(model: onnx.ModelProto, kept: set[str]) -> onnx.ModelProto:
@@ -129,7 +116,7 @@ def _without_float16_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     types = infer_types(model)
     graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
+    producer = producers(model)
     outputs = {o.name for o in graph.output}
 
     def cast_to(node, dtype):
