@@ -148,6 +148,31 @@ def export_once(tmp_path_factory):
     return export
 
 
+@pytest.fixture(scope="session")
+def int8_export(export_once, request):
+    """int8_export(kind, target) -> (path, report) of the fixture's INT8 export for `target` ("trt" or "ort"), made
+    as a user makes it (verified, gated, rescued where needed) at the fixture's own size, or the VerificationError
+    that refused it; shared by the test files."""
+    from checkpoints import KINDS
+
+    from dattn.errors import VerificationError
+
+    refused = {}
+
+    def export(kind, target):
+        name = f"{kind}-int8-{target}.onnx"
+        if name not in refused:
+            run = request.getfixturevalue(f"{kind}_run")
+            try:
+                return export_once(run / "best.pt", name, imgsz=KINDS[kind].imgsz, int8=True, target=target,
+                                   data=str(run / "data" / "data.yaml"))
+            except VerificationError as error:
+                refused[name] = error
+        return refused[name]
+
+    return export
+
+
 # The fast tier (`make test-fast`, pytest -m fast): one representative of every module and of every matrix, for the
 # edit loop, stated here in one place. Entries are test-id prefixes ("file.py::test" or with a parameter id).
 FAST = (

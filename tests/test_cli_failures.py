@@ -58,12 +58,11 @@ def test_a_signal_during_verification_cleans_up_and_exits_conventionally(weights
     process = _export_process("--weights", weights, "--imgsz", IMGSZ, "--output", output, "--dynamic", "--format", format,
                               cwd=tmp_path, env={"TMPDIR": str(temporary)})
     seen = []
-    for line in process.stderr:  # signalled once verification has begun: the graphs then sit in temporary files
+    for line in process.stderr:  # signalled once verification has begun (staging an interrupted commit: test_files.py)
         seen.append(line)
         if "verifying the FP32 ONNX" in line:
             break
     assert process.poll() is None, "".join(seen)
-    assert [p for p in temporary.iterdir() if p.name.startswith("dattn-")], "no temporary files to clean up yet"
     process.send_signal(signum)
     _, rest = process.communicate(timeout=120)
     stderr = "".join(seen) + rest
@@ -271,7 +270,7 @@ def test_a_plain_yolo_summary_does_not_talk_about_sampling(tmp_path):
     YOLO("yolov8n.yaml").save(str(path))
     result = _cli("--weights", path, "--imgsz", IMGSZ, "--output", tmp_path / "plain.onnx", "--conf", "0.01")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "grid-sample" not in result.stderr and "no DAttention in this model" in result.stderr
+    assert "grid-sample" not in result.stderr and "no sampling step (no DAttention or deformable decoder)" in result.stderr
 
 
 def test_inputs_are_checked_before_outputs(weights, tmp_path):

@@ -56,11 +56,11 @@ def _image_cases(size=(IMGSZ, IMGSZ)):
 @pytest.fixture(scope="module")
 def traced(recipe_weights):
     """trace(exporter, opset) -> the raw ONNX, traced once: the grid-sample forms are passes on the same trace."""
-    model, _ = prepare_for_export(dattn.load(recipe_weights).model, dynamic=False)
-    cache = {}
+    loaded, cache = dattn.load(recipe_weights).model, {}
 
     def trace(exporter, opset):
-        if (exporter, opset) not in cache:
+        if (exporter, opset) not in cache:  # a model of its own: an exporter leaves state on the head it traced
+            model, _ = prepare_for_export(loaded, dynamic=False)
             cache[exporter, opset] = export_onnx(model, torch.zeros(1, 3, IMGSZ, IMGSZ), opset, False, exporter)
         return cache[exporter, opset]
 

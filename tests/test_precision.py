@@ -22,6 +22,7 @@ from dattn.exporting.quantize import head_nodes
 from dattn.exporting.torch_onnx import prepare_for_export
 from dattn.runtime.heads import HEADS
 from dattn.runtime.postprocess import xywh_to_xyxy
+import checkpoints
 from runtime_models import letterboxed
 
 IMGSZ = 160
@@ -112,24 +113,6 @@ def test_fp16_map_is_reported_beside_fp32(exports, recipe_data):
 
 # ---- INT8 of the three fixtures: the gate, the Q/DQ graph ---------------------------------------------------------
 
-_refused: dict[str, VerificationError] = {}
-
-
-def _int8_export(export_once, request, kind: str, target: str):
-    """The fixture's INT8 export for `target`, made as a user makes it (verified, gated, rescued where needed) and shared
-    with test_heads.py: (path, report), or the VerificationError that refused it."""
-    run = request.getfixturevalue(f"{kind}_run")
-    name = f"{kind}-int8.onnx" if target == "ort" else f"{kind}-int8-{target}.onnx"
-    if name not in _refused:
-        options = {"target": target} if target != "ort" else {}
-        try:
-            return export_once(run / "best.pt", name, imgsz=IMGSZ, int8=True, data=str(run / "data" / "data.yaml"),
-                               **options)
-        except VerificationError as e:
-            _refused[name] = e
-    return _refused[name]
-
-
 @functools.cache
 def _head_weights(weights: Path) -> str:
     return f"model.{len(dattn.load(weights).model.model) - 1}."
@@ -148,8 +131,8 @@ def _rescued_layers(report: str) -> list[str]:
 
 @pytest.mark.parametrize("target", ["trt", "ort"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_int8_export_holds_its_gate_or_is_refused_in_one_line(export_once, request, kind, target):
-    result = _int8_export(export_once, request, kind, target)
+def test_int8_export_holds_its_gate_or_is_refused_in_one_line(int8_export, kind, target):
+    result = int8_export(kind, target)
     if isinstance(result, VerificationError):  # allowed only after the rescue tried, and said in one line
         message = str(result)
         assert "\n" not in message and "not written" in message
@@ -158,7 +141,8 @@ def test_int8_export_holds_its_gate_or_is_refused_in_one_line(export_once, reque
     path, report = result
     maps = _map_line(report)
     assert maps["FP32"] - maps["INT8"] <= 1.0 + PRINTED, maps  # --max-map-drop's default
-    tolerance = re.escape(v.TOLERANCES["int8"].describe((IMGSZ, IMGSZ)))
+    size = checkpoints.KINDS[kind].imgsz
+    tolerance = re.escape(v.TOLERANCES["int8"].describe((size, size)))
     assert re.search(rf"INT8: verified on \d+ inputs against PyTorch \(tolerance: {tolerance}\)", report), report
     model = onnx.load(str(path))
     layers = {n.name: n for n in model.graph.node}
@@ -168,8 +152,8 @@ def test_int8_export_holds_its_gate_or_is_refused_in_one_line(export_once, reque
 
 @pytest.mark.parametrize("target, activation_type", [("trt", TensorProto.INT8), ("ort", TensorProto.UINT8)])
 @pytest.mark.parametrize("kind", KINDS)
-def test_int8_qdq_graph_keeps_its_promises(export_once, request, kind, target, activation_type):
-    result = _int8_export(export_once, request, kind, target)
+def test_int8_qdq_graph_keeps_its_promises(int8_export, request, kind, target, activation_type):
+    result = int8_export(kind, target)
     if isinstance(result, VerificationError):
         pytest.skip(f"refused on this machine: {result}")
     model = onnx.load(str(result[0]))
@@ -271,8 +255,8 @@ def test_int8_that_cannot_be_saved_is_refused_in_one_line(recipe_weights, recipe
     assert [p.name for p in out.iterdir()] == ["bad_verify.png"]
 
 
-def test_keeping_every_quantized_layer_float_gives_back_the_float32_graph(export_once, request, recipe_weights):
-    result = _int8_export(export_once, request, "recipe", "trt")
+def test_keeping_every_quantized_layer_float_gives_back_the_float32_graph(int8_export, export_once, recipe_weights):
+    result = int8_export("recipe", "trt")
     if isinstance(result, VerificationError):
         pytest.skip(f"refused on this machine: {result}")
     quantized = onnx.load(str(result[0]))

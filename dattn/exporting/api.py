@@ -65,8 +65,9 @@ def export(weights, options: ExportOptions | None = None, **option_values) -> Pa
 
     model = load(request.weights, trust=request.trust_weights).model
     prepared, head = prepare_for_export(model, request.dynamic, request.end2end, request.imgsz, request.weights)
+    sites = sampling_sites(prepared, _example(request))  # before tracing: an exporter leaves state on the head
     raw = _trace(prepared, head, request)
-    report.lines += _choices(request, raw, head, sampling_sites(prepared, _example(request)))
+    report.lines += _choices(request, raw, head, sites)
     graphs = _graphs(model, head, raw, request, report)
     with StagedOutputs() as staged:
         if request.verify:

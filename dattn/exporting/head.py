@@ -112,9 +112,13 @@ def prepare_head(model: torch.nn.Module, dynamic: bool, end2end: bool | None, im
 
 def sampling_sites(model: torch.nn.Module, example: torch.Tensor) -> dict[str, int]:
     """How many grid-sample calls one forward pass makes, by where they sit: "DAttention", "RT-DETR decoder"
-    or the module's class name."""
+    or the module's class name. It runs a copy: a forward pass leaves state on heads (cached anchors) that a trace
+    must not see. Call it before exporting: torch.export leaves state there that an eager pass cannot use."""
+    import copy
+
     import torch.nn.functional as F
 
+    model = copy.deepcopy(model)
     from dattn.nn import DAttention
 
     stack, counts = [], {}
